@@ -1,0 +1,43 @@
+"""User-facing errors and the exit codes the CLI maps them to.
+
+Every error a user can cause (bad file, missing weights, ...) is raised as one of these with a
+one-line message naming the file or option and the problem; the CLI prints the message and exits
+with the class's code, never a traceback.
+"""
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_WEIGHTS = 3
+EXIT_RUNTIME = 4
+EXIT_NOT_AVAILABLE = 5
+EXIT_INTERRUPTED = 130
+
+
+class SkyaudioError(Exception):
+    """Base class: a failure to report as one line, with an exit code."""
+
+    exit_code = EXIT_RUNTIME
+
+
+class InputError(SkyaudioError):
+    """Bad input from the user: missing/corrupt file, invalid or conflicting option."""
+
+    exit_code = EXIT_USAGE
+
+
+class WeightsError(SkyaudioError):
+    """Model weights missing, incomplete or not matching the expected layout."""
+
+    exit_code = EXIT_WEIGHTS
+
+
+class RuntimeFailure(SkyaudioError):
+    """The job itself failed (out of memory, ffmpeg failure, ...)."""
+
+    exit_code = EXIT_RUNTIME
+
+
+class NotAvailableError(SkyaudioError):
+    """A capability that is declared but not implemented yet."""
+
+    exit_code = EXIT_NOT_AVAILABLE
