@@ -1,0 +1,74 @@
+"""The `skyaudio` command: wiring of subcommands and the error -> exit-code contract.
+
+Only light modules are imported here; torch and diffusers load inside the commands that need
+them, so `skyaudio --help` answers instantly.
+"""
+
+import sys
+
+import click
+import typer
+
+from skyaudio_cli import __version__
+from skyaudio_cli.cli import output
+from skyaudio_cli.cli.video_commands import edit_lipsync, extend, generate
+from skyaudio_cli.cli.weights import app as weights_app
+from skyaudio_cli.errors import EXIT_INTERRUPTED, EXIT_USAGE, SkyaudioError
+
+app = typer.Typer(
+    name="skyaudio",
+    help="Talking-portrait videos from speech: generate, re-lip-sync and extend videos.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"skyaudio {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Exit codes: 0 ok, 2 bad input, 3 weights missing/invalid, 4 runtime failure, 5 not available yet,
+    130 interrupted."""
+
+
+app.command(no_args_is_help=True)(generate)
+app.command("edit-lipsync", no_args_is_help=True)(edit_lipsync)
+app.command(no_args_is_help=True)(extend)
+app.add_typer(weights_app, name="weights", help="List, download, verify and locate model weights.")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the app and turn every failure into a one-line error."""
+    wants_json = "--json" in (argv if argv is not None else sys.argv[1:])
+    try:
+        app(args=argv, prog_name="skyaudio", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.UsageError as bad:
+        _fail(_usage_message(bad), EXIT_USAGE, wants_json)
+    except SkyaudioError as failure:
+        _fail(str(failure), failure.exit_code, wants_json)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        _fail("interrupted", EXIT_INTERRUPTED, wants_json)
+    sys.exit(0)
+
+
+def _usage_message(bad: click.UsageError) -> str:
+    command = bad.ctx.command_path if bad.ctx is not None else "skyaudio"
+    return f"{bad.format_message()} (see `{command} --help`)"
+
+
+def _fail(message: str, exit_code: int, wants_json: bool) -> None:
+    output.error_line(message)
+    if wants_json:
+        output.emit_json({"status": "error", "exit_code": exit_code, "error": message})
+    sys.exit(exit_code)

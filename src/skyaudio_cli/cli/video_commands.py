@@ -1,0 +1,166 @@
+"""`generate`, `edit-lipsync` and `extend`: parse flags into jobs, validate, run, report."""
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from skyaudio_cli.cli import output
+from skyaudio_cli.cli.options import (
+    Attention,
+    AttentionOpt,
+    AudioOpt,
+    AudioScaleOpt,
+    Device,
+    DeviceOpt,
+    DType,
+    DTypeOpt,
+    FpsOpt,
+    JsonOpt,
+    MaxAudioOpt,
+    ModelOpt,
+    NegativePromptOpt,
+    OutputOpt,
+    OverwriteOpt,
+    PromptOpt,
+    ResolutionOpt,
+    SeedOpt,
+    ShiftOpt,
+    StepsOpt,
+    TextScaleOpt,
+    VideoOpt,
+)
+from skyaudio_cli.errors import NotAvailableError
+from skyaudio_cli.jobs import DEFAULT_MAX_AUDIO_SECONDS, DEFAULT_MODEL, GenerateJob, Settings, require_file
+
+
+def generate(
+    audio: AudioOpt,
+    output_path: OutputOpt,
+    portrait: Annotated[
+        Path | None,
+        typer.Option("--portrait", "-p", help="Portrait image (png/jpg/webp) or video (first frame is used)."),
+    ] = None,
+    prompt: PromptOpt = None,
+    negative_prompt: NegativePromptOpt = None,
+    model: ModelOpt = DEFAULT_MODEL,
+    resolution: ResolutionOpt = None,
+    seed: SeedOpt = 0,
+    steps: StepsOpt = None,
+    shift: ShiftOpt = None,
+    text_scale: TextScaleOpt = None,
+    audio_scale: AudioScaleOpt = None,
+    fps: FpsOpt = None,
+    max_audio_seconds: MaxAudioOpt = DEFAULT_MAX_AUDIO_SECONDS,
+    overwrite: OverwriteOpt = False,
+    device: DeviceOpt = Device.auto,
+    dtype: DTypeOpt = DType.bf16,
+    attention: AttentionOpt = Attention.auto,
+    json_output: JsonOpt = False,
+) -> None:
+    """Make a talking video of a portrait speaking the audio.
+
+    Example: skyaudio generate --portrait face.png --audio speech.wav -o talk.mp4
+    """
+    from skyaudio_cli.jobs import validate_generate
+
+    job = GenerateJob(
+        audio=audio,
+        output=output_path,
+        portrait=portrait,
+        overwrite=overwrite,
+        settings=Settings(
+            model=model, prompt=prompt, negative_prompt=negative_prompt, resolution=resolution, seed=seed,
+            steps=steps, shift=shift, text_scale=text_scale, audio_scale=audio_scale, fps=fps,
+            device=device.value, dtype=dtype.value, attention=attention.value,
+            max_audio_seconds=max_audio_seconds,
+        ),
+    )  # fmt: skip
+    validate_generate(job)
+    from skyaudio_cli.pipeline.run import run_generate
+
+    started = time.monotonic()
+    result = run_generate(job)
+    result["seconds"] = round(time.monotonic() - started, 3)
+    _report(result, json_output)
+
+
+def edit_lipsync(
+    video: VideoOpt,
+    audio: AudioOpt,
+    output_path: OutputOpt,
+    prompt: PromptOpt = None,
+    negative_prompt: NegativePromptOpt = None,
+    model: ModelOpt = DEFAULT_MODEL,
+    resolution: ResolutionOpt = None,
+    seed: SeedOpt = 0,
+    steps: StepsOpt = None,
+    shift: ShiftOpt = None,
+    text_scale: TextScaleOpt = None,
+    audio_scale: AudioScaleOpt = None,
+    overwrite: OverwriteOpt = False,
+    device: DeviceOpt = Device.auto,
+    dtype: DTypeOpt = DType.bf16,
+    attention: AttentionOpt = Attention.auto,
+    json_output: JsonOpt = False,
+) -> None:
+    """Re-lip-sync a video to new audio, changing only the lower face.
+
+    Example: skyaudio edit-lipsync --video in.mp4 --audio dub.wav -o dubbed.mp4
+    """
+    _validate_video_task(video, audio, output_path, overwrite, resolution, device, dtype)
+    raise NotAvailableError("edit-lipsync is not available yet in this version (planned; see README)")
+
+
+def extend(
+    video: VideoOpt,
+    audio: AudioOpt,
+    output_path: OutputOpt,
+    append_only: Annotated[bool, typer.Option(help="Write only the new continuation, not the original.")] = False,
+    prompt: PromptOpt = None,
+    negative_prompt: NegativePromptOpt = None,
+    model: ModelOpt = DEFAULT_MODEL,
+    resolution: ResolutionOpt = None,
+    seed: SeedOpt = 0,
+    steps: StepsOpt = None,
+    shift: ShiftOpt = None,
+    text_scale: TextScaleOpt = None,
+    audio_scale: AudioScaleOpt = None,
+    overwrite: OverwriteOpt = False,
+    device: DeviceOpt = Device.auto,
+    dtype: DTypeOpt = DType.bf16,
+    attention: AttentionOpt = Attention.auto,
+    json_output: JsonOpt = False,
+) -> None:
+    """Continue a video from its last frames with more audio.
+
+    Example: skyaudio extend --video talk.mp4 --audio more.wav -o longer.mp4
+    """
+    _validate_video_task(video, audio, output_path, overwrite, resolution, device, dtype)
+    raise NotAvailableError("extend is not available yet in this version (planned; see README)")
+
+
+def _validate_video_task(
+    video: Path, audio: Path, output_path: Path, overwrite: bool, resolution: str | None, device: Device, dtype: DType
+) -> None:
+    from skyaudio_cli.errors import InputError
+    from skyaudio_cli.jobs import validate_settings
+    from skyaudio_cli.media.video import check_output_path
+
+    require_file(video, "--video")
+    require_file(audio, "--audio")
+    if video.resolve() == output_path.resolve():
+        raise InputError(f"--output {output_path}: would overwrite the input video")
+    validate_settings(Settings(resolution=resolution, device=device.value, dtype=dtype.value))
+    check_output_path(output_path, overwrite=overwrite)
+
+
+def _report(result: dict, json_output: bool) -> None:
+    if json_output:
+        output.emit_json({"status": "ok", **result})
+    else:
+        output.info(
+            f"[green]wrote[/] {result['output']} ({result['frames']} frames, {result['duration_s']:.2f} s "
+            f"at {result['fps']:g} fps) in {result['seconds']:.1f} s"
+        )

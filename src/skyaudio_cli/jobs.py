@@ -1,0 +1,77 @@
+"""What a user asks for, independent of how it was asked (CLI flags today, batch manifests later).
+
+Validation here is cheap (files, paths, option combinations) and runs before any model is
+loaded, so a typo fails in milliseconds instead of after minutes of loading weights.
+"""
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from skyaudio_cli.errors import InputError
+
+DEFAULT_MODEL = "skyreels-v3-a2v"
+DEFAULT_MAX_AUDIO_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Knobs shared by every task; `None` means the model family's default."""
+
+    model: str = DEFAULT_MODEL
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    resolution: str | None = None
+    seed: int = 0
+    steps: int | None = None
+    shift: float | None = None
+    text_scale: float | None = None
+    audio_scale: float | None = None
+    fps: float | None = None
+    device: str = "auto"
+    dtype: str = "bf16"
+    attention: str = "auto"
+    max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
+
+
+@dataclass(frozen=True)
+class GenerateJob:
+    audio: Path
+    output: Path
+    portrait: Path | None = None
+    overwrite: bool = False
+    settings: Settings = field(default_factory=Settings)
+
+    def describe(self) -> dict:
+        return {"task": "generate", **{k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}}
+
+
+def require_file(path: Path, option: str) -> None:
+    if not path.exists():
+        raise InputError(f"{option} {path}: file not found")
+    if not path.is_file():
+        raise InputError(f"{option} {path}: not a file")
+
+
+def validate_settings(settings: Settings) -> None:
+    from skyaudio_cli.pipeline.buckets import validate_resolution
+
+    if settings.resolution is not None:
+        validate_resolution(settings.resolution)
+    if settings.device == "cpu" and settings.dtype == "fp16":
+        raise InputError("--dtype fp16 --device cpu: float16 is not supported on CPU; use bf16 or fp32")
+    if settings.prompt is not None and not settings.prompt.strip():
+        raise InputError("--prompt: empty prompt; leave the option out to use the model's default")
+
+
+def validate_generate(job: GenerateJob) -> None:
+    from skyaudio_cli.media.video import check_output_path
+
+    require_file(job.audio, "--audio")
+    if job.portrait is not None:
+        require_file(job.portrait, "--portrait")
+        if job.portrait.resolve() == job.output.resolve():
+            raise InputError(f"--output {job.output}: would overwrite the portrait")
+    if job.audio.resolve() == job.output.resolve():
+        raise InputError(f"--output {job.output}: would overwrite the audio input")
+    validate_settings(job.settings)
+    check_output_path(job.output, overwrite=job.overwrite)

@@ -1,0 +1,37 @@
+"""Image-to-video condition tensors, as the Wan2.1 I2V family expects them (DESIGN.md section 4)."""
+
+import torch
+
+LATENT_FRAME_STRIDE = 4
+
+
+def latent_frame_count(num_frames: int) -> int:
+    if num_frames < 1 or (num_frames - 1) % LATENT_FRAME_STRIDE:
+        raise ValueError(f"the VAE needs 1 + 4k frames, got {num_frames}")
+    return (num_frames - 1) // LATENT_FRAME_STRIDE + 1
+
+
+def padded_frame_count(num_frames: int) -> int:
+    """Smallest 1 + 4k frame count that holds `num_frames` frames."""
+    return 1 + LATENT_FRAME_STRIDE * -(-(num_frames - 1) // LATENT_FRAME_STRIDE)
+
+
+def known_frames_mask(known: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The 4-channel mask telling the model which pixel frames are given.
+
+    `known` is a bool per pixel frame (1 + 4k of them). Frame 0 is repeated 4 times so every
+    latent frame owns exactly 4 entries; latent frame f's channel c is pixel-mask entry 4f + c
+    (frame-major), which is what the released models were trained on.
+    Returns [1, 4, latent_frames, height, width].
+    """
+    latent_frames = latent_frame_count(known.numel())
+    per_frame = torch.cat([known[:1].repeat(LATENT_FRAME_STRIDE), known[1:]]).float()
+    mask = per_frame.view(latent_frames, LATENT_FRAME_STRIDE).transpose(0, 1)
+    return mask[None, :, :, None, None].expand(1, LATENT_FRAME_STRIDE, latent_frames, height, width).contiguous()
+
+
+def reference_video(reference: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """[1, 3, num_frames, H, W]: the reference frame followed by zero (mid-grey) frames."""
+    video = reference.new_zeros(1, reference.shape[1], num_frames, *reference.shape[-2:])
+    video[:, :, 0] = reference[:, :, 0]
+    return video

@@ -1,0 +1,47 @@
+"""Per-family generation defaults, read from weights.toml so there is one source of truth."""
+
+from dataclasses import dataclass
+
+# The negative prompt the Wan2.1 family was trained with (kept in the original language, as the
+# text encoder saw it).
+WAN_NEGATIVE_PROMPT = (
+    "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
+    "JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，"
+    "手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走"
+)
+DEFAULT_PROMPT = "A person talks to the camera with natural facial expressions and clear lip movements."
+
+
+@dataclass(frozen=True)
+class FamilyDefaults:
+    family: str
+    audio_encoder: str
+    fps: float
+    frames_per_window: int
+    steps: int
+    shift: float
+    text_scale: float
+    audio_scale: float
+    resolution: str
+    prompt: str = DEFAULT_PROMPT
+    negative_prompt: str = WAN_NEGATIVE_PROMPT
+    random_weights: bool = False
+
+
+def family_defaults(family: str) -> FamilyDefaults:
+    from skyaudio_cli.weights.manifest import get_model
+
+    spec = get_model(family)
+    d = spec.defaults
+    return FamilyDefaults(
+        family=family,
+        audio_encoder=spec.audio_encoder,
+        fps=float(d.get("fps", 25)),
+        frames_per_window=int(d.get("frames_per_window", 81)),
+        steps=int(d["steps"]),
+        shift=float(d["shift"]),
+        text_scale=float(d.get("text_scale", 1.0)),
+        audio_scale=float(d.get("audio_scale", 1.0)),
+        resolution=str(d.get("resolution", "480p")),
+        random_weights=bool(d.get("random_weights", False)),
+    )
