@@ -1,0 +1,66 @@
+"""`skyaudio weights make-tiny`: a complete, randomly initialised model folder for tests and smoke runs.
+
+Every component is written in the same file layout and key names as the real release (original
+Wan keys for the DiT, Diffusers/transformers folders for the rest), only with tiny dimensions, so
+loading, conversion and every pipeline step run for real on a CPU in seconds. The dimensions
+below must agree across components (text/image widths feed the DiT, the audio encoder's layers x
+channels feed its audio projection).
+"""
+
+import json
+from pathlib import Path
+
+from skyaudio_cli.errors import InputError
+
+TINY_FAMILY = "tiny-random"
+LAYOUTS = ("skyreels-v3-a2v", "infinitetalk")
+
+TEXT_DIM = 32
+IMAGE_DIM = 32
+AUDIO_LAYERS = 2
+AUDIO_CHANNELS = 32
+
+
+def make_tiny(dest: Path, *, layout: str = "skyreels-v3-a2v", seed: int = 0) -> Path:
+    """Write a tiny model folder at `dest` (created; must be empty or absent) and return it."""
+    from skyaudio_cli.conditioning.image_encoder import make_tiny_image_encoder
+    from skyaudio_cli.conditioning.text import make_tiny_text_encoder
+    from skyaudio_cli.conditioning.vae import make_tiny_vae
+    from skyaudio_cli.conditioning.wav2vec2 import make_tiny_wav2vec2
+    from skyaudio_cli.model.tiny import write_tiny_transformer
+
+    if layout not in LAYOUTS:
+        raise InputError(f"--family {layout}: tiny models exist for {', '.join(LAYOUTS)}")
+    if dest.exists() and any(dest.iterdir()):
+        raise InputError(f"{dest}: folder is not empty")
+    dest.mkdir(parents=True, exist_ok=True)
+
+    adapter = layout == "infinitetalk"
+    write_tiny_transformer(
+        dest / "transformer",
+        text_dim=TEXT_DIM,
+        image_dim=IMAGE_DIM,
+        audio_layers=AUDIO_LAYERS,
+        audio_channels=AUDIO_CHANNELS,
+        adapter_split=adapter,
+        seed=seed,
+    )
+    make_tiny_vae(dest / "vae", seed=seed)
+    make_tiny_text_encoder(dest / "text_encoder", dest / "tokenizer", d_model=TEXT_DIM, seed=seed)
+    make_tiny_image_encoder(dest / "image_encoder", dest / "image_processor", hidden_size=IMAGE_DIM, seed=seed)
+    make_tiny_wav2vec2(dest / "audio_encoder", hidden_size=AUDIO_CHANNELS, num_layers=AUDIO_LAYERS, seed=seed)
+
+    components = {
+        "transformer": "transformer",
+        "vae": "vae",
+        "text_encoder": "text_encoder",
+        "tokenizer": "tokenizer",
+        "image_encoder": "image_encoder",
+        "image_processor": "image_processor",
+        "audio_encoder": "audio_encoder",
+    }
+    if adapter:
+        components["transformer_adapter"] = "transformer/infinitetalk.safetensors"
+    description = {"family": TINY_FAMILY, "layout": layout, "audio_encoder": "wav2vec2", "components": components}
+    (dest / "skyaudio_model.json").write_text(json.dumps(description, indent=2) + "\n")
+    return dest
