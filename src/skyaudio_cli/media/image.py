@@ -1,0 +1,63 @@
+"""Portrait images in: decode, orient upright, flatten to RGB, fit to the model's frame size."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from skyaudio_cli.errors import InputError
+from skyaudio_cli.media.paths import require_input_file
+
+# Transparent areas become white: a cut-out portrait on white looks like a studio backdrop, while
+# dropping alpha would expose whatever colour the editor left under it (often black or noise).
+ALPHA_BACKGROUND = (255, 255, 255)
+
+
+def load_image(path: str | os.PathLike[str]) -> Image.Image:
+    """Decode any still image Pillow reads (PNG, JPEG, WebP, ...) to an upright RGB image.
+
+    The EXIF orientation is applied (phone photos are stored sideways and tagged), transparency is
+    composited on white, and for animated files the first frame is used. Raises InputError naming
+    the file when it is missing, not an image, truncated/corrupt, or too large to decode safely.
+    """
+    path = require_input_file(path, "image")
+    try:
+        with Image.open(path) as opened:
+            opened.load()
+            upright = ImageOps.exif_transpose(opened)
+    except UnidentifiedImageError as error:
+        raise InputError(f"not an image file Pillow can read: {path}") from error
+    except Image.DecompressionBombError as error:
+        raise InputError(f"image is too large to decode safely: {path}") from error
+    except (OSError, SyntaxError, ValueError) as error:
+        # Pillow reports truncated and malformed data as OSError/SyntaxError/ValueError.
+        raise InputError(f"image file is corrupt or truncated: {path} ({error})") from error
+    return _flatten_to_rgb(upright)
+
+
+def _flatten_to_rgb(image: Image.Image) -> Image.Image:
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    if not has_alpha:
+        return image.convert("RGB")
+    rgba = image.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (*ALPHA_BACKGROUND, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+def resize_center_crop(image: Image.Image, width: int, height: int) -> Image.Image:
+    """Scale `image` to cover width x height, then crop the centre: exact output size, no bars.
+
+    One Lanczos resample from a sub-pixel source box, so the crop adds no second blur.
+    """
+    if width <= 0 or height <= 0:
+        raise ValueError(f"target size must be positive, got {width}x{height}")
+    return ImageOps.fit(image, (width, height), method=Image.Resampling.LANCZOS, centering=(0.5, 0.5))
+
+
+def resize_center_crop_array(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """`resize_center_crop` for an HxWx3 uint8 RGB frame (video frames), returning the same layout."""
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"expected an HxWx3 uint8 frame, got {frame.shape} {frame.dtype}")
+    return np.asarray(resize_center_crop(Image.fromarray(frame), width, height))

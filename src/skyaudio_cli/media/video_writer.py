@@ -1,0 +1,183 @@
+"""Video out: stream RGB frames into an H.264/AAC .mp4, written atomically.
+
+Frames are piped to ffmpeg as they are produced, so memory does not grow with the video's length.
+The file appears under its final name only after ffmpeg finished successfully; an exception,
+Ctrl+C or an ffmpeg failure (disk full, ...) kills ffmpeg and leaves the folder as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from skyaudio_cli.errors import RuntimeFailure
+from skyaudio_cli.media.atomic import atomic_write_path
+from skyaudio_cli.media.ffmpeg import failure_reason, ffmpeg_command, ffmpeg_file_url, read_log_file
+from skyaudio_cli.media.paths import check_output_path
+
+# Converted and tagged as BT.709 (HD), limited range, so players do not guess: untagged streams
+# are read as BT.601 by some players and BT.709 by others, shifting skin tones.
+_TO_BT709_YUV420 = (
+    "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,"
+    "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv"
+)
+# Sample rate of the soundtrack: 48 kHz is what editors and players expect in .mp4, and its shorter
+# AAC frames (21 ms) let the audio end closer to the last video frame.
+OUTPUT_AUDIO_SAMPLE_RATE = 48000
+
+
+class VideoWriter:
+    """Context manager writing an H.264 (yuv420p) .mp4 with an optional mono AAC soundtrack.
+
+        with VideoWriter(out, fps=25, width=832, height=480, audio=wave) as writer:
+            for frames in chunks:
+                writer.write(frames)  # HxWx3 or NxHxWx3 uint8 RGB
+
+    The output lasts exactly as long as the frames written: the audio is padded with silence or
+    cut to that length (the pipeline makes ceil(duration * fps) frames, so the video is never
+    shorter than its speech). Odd width/height lose their last pixel column/row, because yuv420p
+    needs even sizes. `-movflags +faststart` puts the index first, so the file streams on the web.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        fps: float,
+        width: int,
+        height: int,
+        audio: np.ndarray | None = None,
+        audio_sample_rate: int = 16000,
+        overwrite: bool = False,
+        crf: int = 18,
+    ) -> None:
+        if fps <= 0 or width <= 0 or height <= 0:
+            raise ValueError(f"fps and size must be positive, got fps={fps} size={width}x{height}")
+        if audio is not None and audio.ndim != 1:
+            raise ValueError(f"audio must be a 1-D mono wave, got shape {audio.shape}")
+        self.path = check_output_path(path, overwrite=overwrite)
+        self.fps = fps
+        self.width = width
+        self.height = height
+        self.frames_written = 0
+        self._audio = audio
+        self._audio_sample_rate = audio_sample_rate
+        self._crf = crf
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_file = None
+        self._session: AbstractContextManager[None] | None = None
+
+    def __enter__(self) -> VideoWriter:
+        self._session = self._encoding_session()
+        self._session.__enter__()
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> bool | None:
+        session, self._session = self._session, None
+        return session.__exit__(exc_type, exc, traceback)
+
+    def write(self, frames: np.ndarray) -> None:
+        """Append one HxWx3 frame or a batch NxHxWx3 of uint8 RGB frames."""
+        if self._process is None:
+            raise RuntimeError("VideoWriter.write() called outside its with-block")
+        batch = frames[np.newaxis] if frames.ndim == 3 else frames
+        if batch.ndim != 4 or batch.shape[1:] != (self.height, self.width, 3) or batch.dtype != np.uint8:
+            raise ValueError(
+                f"expected uint8 frames of shape ({self.height}, {self.width}, 3), "
+                f"got {frames.dtype} {frames.shape}"
+            )
+        try:
+            self._process.stdin.write(np.ascontiguousarray(batch).data)
+        except BrokenPipeError:
+            self._process.wait()
+            raise self._failure() from None
+        self.frames_written += batch.shape[0]
+
+    @contextmanager
+    def _encoding_session(self) -> Iterator[None]:
+        with atomic_write_path(self.path) as partial, ExitStack() as stack:
+            audio_path = (
+                stack.enter_context(_raw_audio_file(self._audio)) if self._audio is not None else None
+            )
+            self._log_file = stack.enter_context(tempfile.TemporaryFile())
+            self._process = subprocess.Popen(
+                ffmpeg_command(self._arguments(partial, audio_path)),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=self._log_file,
+            )
+            try:
+                yield
+                self._finish()
+            finally:
+                if self._process.poll() is None:
+                    self._process.kill()
+                self._process.wait()
+                self._process = None
+
+    def _finish(self) -> None:
+        if self.frames_written == 0:
+            raise RuntimeFailure(f"no frames were written to {self.path}")
+        # A broken pipe here means ffmpeg already exited; its exit status and log say why.
+        with contextlib.suppress(BrokenPipeError):
+            self._process.stdin.close()
+        if self._process.wait() != 0:
+            raise self._failure()
+
+    def _failure(self) -> RuntimeFailure:
+        return RuntimeFailure(
+            f"writing video {self.path} failed: {failure_reason(read_log_file(self._log_file))}"
+        )
+
+    def _arguments(self, partial: Path, audio_path: Path | None) -> list[str]:
+        rate = str(Fraction(self.fps).limit_denominator(1001))
+        args = ["-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-video_size", f"{self.width}x{self.height}"]
+        args += ["-framerate", rate, "-i", "pipe:0"]
+        if audio_path is not None:
+            args += [
+                "-f",
+                "f32le",
+                "-ar",
+                str(self._audio_sample_rate),
+                "-ac",
+                "1",
+                "-i",
+                ffmpeg_file_url(audio_path),
+            ]
+        filters = []
+        if self.width % 2 or self.height % 2:
+            filters.append("crop=trunc(iw/2)*2:trunc(ih/2)*2:0:0")
+        filters.append(_TO_BT709_YUV420)
+        args += ["-map", "0:v:0", "-vf", ",".join(filters), "-c:v", "libx264", "-crf", str(self._crf)]
+        args += ["-pix_fmt", "yuv420p"]
+        if audio_path is not None:
+            # apad makes the audio endless and -shortest then stops it with the video.
+            args += ["-map", "1:a:0", "-af", "apad", "-ar", str(OUTPUT_AUDIO_SAMPLE_RATE)]
+            args += ["-c:a", "aac", "-b:a", "128k", "-shortest"]
+        args += ["-movflags", "+faststart", "-f", "mp4", ffmpeg_file_url(partial)]
+        return args
+
+
+@contextmanager
+def _raw_audio_file(wave: np.ndarray) -> Iterator[Path]:
+    """The wave as raw little-endian float32 in the system temp folder, removed afterwards.
+
+    A file rather than a second pipe: ffmpeg reads both inputs interleaved, and feeding two pipes
+    from one thread could deadlock.
+    """
+    handle, name = tempfile.mkstemp(prefix="skyaudio-audio-", suffix=".f32")
+    path = Path(name)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(np.ascontiguousarray(wave, dtype="<f4").tobytes())
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
