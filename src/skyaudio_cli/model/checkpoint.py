@@ -1,0 +1,267 @@
+"""Load the audio-conditioned Wan DiT from its released checkpoints into ``AudioWanTransformer3DModel``.
+
+Accepts the original Wan/InfiniteTalk/SkyReels key names (converted here) or already-converted
+diffusers names, as one file, a sharded folder, or several sources whose union is the model (Wan2.1
+base shards + the InfiniteTalk audio adapter). Tensors are read one at a time from memory-mapped
+safetensors, cast once and assigned into a meta-device model, so host RAM peaks at about the final
+model plus one tensor; every key is checked strictly against the model before any data is read.
+"""
+
+import json
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
+from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
+from safetensors import SafetensorError, safe_open
+
+from ..errors import WeightsError
+from .transformer import TEXT_TOKENS, AudioWanTransformer3DModel
+
+ORIGINAL_PREFIX = "model.diffusion_model."
+# Audio modules carry the same names in the original release and in our model.
+_AUDIO_KEY = re.compile(r"^(audio_proj\.|blocks\.\d+\.(norm_x|audio_cross_attn)\.)")
+_DIFFUSERS_MARKER = "condition_embedder."
+_DEFAULT_HEAD_DIM = 128
+# Wan-style config.json names (as released) -> our config names; sizes always come from tensor shapes.
+_FILE_CONFIG_NAMES = {
+    "num_heads": "num_attention_heads",
+    "num_attention_heads": "num_attention_heads",
+    "eps": "eps",
+    "audio_window": "audio_window",
+    "vae_scale": "audio_vae_scale",
+    "audio_vae_scale": "audio_vae_scale",
+    "rope_max_seq_len": "rope_max_seq_len",
+}
+_DEFAULT_AUDIO_WINDOW = 5
+_DEFAULT_VAE_SCALE = 4
+
+
+def is_audio_key(key: str) -> bool:
+    """True for the audio modules (what the InfiniteTalk adapter file holds)."""
+    return _AUDIO_KEY.match(key.removeprefix(ORIGINAL_PREFIX)) is not None
+
+
+def _folder_weight_files(folder: Path) -> list[Path]:
+    indexes = sorted(folder.glob("*.safetensors.index.json"))
+    if not indexes:
+        files = sorted(folder.glob("*.safetensors"))
+        if not files:
+            raise WeightsError(f"{folder}: no *.safetensors files")
+        return files
+    shards: set[str] = set()
+    for index in indexes:
+        try:
+            shards.update(json.loads(index.read_text())["weight_map"].values())
+        except (OSError, ValueError, KeyError) as error:
+            raise WeightsError(f"{index}: unreadable shard index ({error})") from error
+    missing = [name for name in sorted(shards) if not (folder / name).is_file()]
+    if missing:
+        raise WeightsError(f"{folder}: shard {missing[0]} listed in the index is missing")
+    return [folder / name for name in sorted(shards)]
+
+
+def resolve_checkpoint(files: Sequence[Path] | Path) -> tuple[list[Path], list[Path]]:
+    """Expand folders and files into (safetensors files, config.json files)."""
+    sources = [Path(files)] if isinstance(files, (str, Path)) else [Path(f) for f in files]
+    weights: list[Path] = []
+    configs: list[Path] = []
+    for source in sources:
+        if source.is_dir():
+            weights.extend(_folder_weight_files(source))
+            if (source / "config.json").is_file():
+                configs.append(source / "config.json")
+        elif source.is_file() and source.name.endswith(".safetensors"):
+            weights.append(source)
+        elif source.exists():
+            raise WeightsError(f"{source}: not a .safetensors file or a folder of them")
+        else:
+            raise WeightsError(f"{source}: not found")
+    return weights, configs
+
+
+def _open_all(stack: ExitStack, weight_files: list[Path]) -> dict[str, tuple[Any, Path]]:
+    """Map every stored key to its (open memory-mapped handle, file)."""
+    located: dict[str, tuple[Any, Path]] = {}
+    for path in weight_files:
+        try:
+            handle = stack.enter_context(safe_open(str(path), framework="pt", device="cpu"))
+        except (SafetensorError, OSError) as error:
+            raise WeightsError(f"{path}: not a readable safetensors file ({error})") from error
+        stored_keys = handle.keys()  # a safe_open handle is not iterable
+        for key in stored_keys:
+            if key in located:
+                raise WeightsError(f"{path}: key {key!r} is also stored in {located[key][1]}")
+            located[key] = (handle, path)
+    return located
+
+
+def model_key_names(stored_keys: Sequence[str]) -> dict[str, str]:
+    """Map our model's parameter names to the stored keys (original Wan names or diffusers names).
+
+    Base keys go through diffusers' Wan converter, which rewrites by global substring rules (and
+    swaps original norm3, the cross-attention norm, with norm2); the audio keys are kept out of it
+    because those rules would also rewrite them, and their names are already ours.
+    """
+    if any(key.startswith(_DIFFUSERS_MARKER) for key in stored_keys):
+        return {key: key for key in stored_keys}
+    names = {key.removeprefix(ORIGINAL_PREFIX): key for key in stored_keys if is_audio_key(key)}
+    base = {key: key for key in stored_keys if not is_audio_key(key)}
+    converted = convert_wan_transformer_to_diffusers(base)
+    if len(converted) != len(stored_keys) - len(names):
+        raise WeightsError("two checkpoint keys convert to the same model parameter")
+    names.update(converted)
+    return names
+
+
+def _file_config(config_files: list[Path]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for path in config_files:
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise WeightsError(f"{path}: unreadable config ({error})") from error
+        if raw.get("text_len", TEXT_TOKENS) != TEXT_TOKENS:
+            raise WeightsError(f"{path}: text_len {raw['text_len']} is not supported (only {TEXT_TOKENS})")
+        merged.update({ours: raw[name] for name, ours in _FILE_CONFIG_NAMES.items() if name in raw})
+    return merged
+
+
+def infer_config(
+    shapes: dict[str, tuple[int, ...]], file_config: dict[str, Any], source: str
+) -> dict[str, Any]:
+    """Model config from tensor shapes (diffusers names); heads/eps/audio window from ``file_config``."""
+
+    def shape(key: str) -> tuple[int, ...]:
+        if key not in shapes:
+            raise WeightsError(f"{source}: missing key for {key!r}")
+        return shapes[key]
+
+    dim, in_channels, *patch_size = shape("patch_embedding.weight")
+    heads = file_config.get("num_attention_heads", dim // _DEFAULT_HEAD_DIM)
+    if dim % heads:
+        raise WeightsError(f"{source}: dim {dim} is not divisible by {heads} heads")
+    patch_volume = patch_size[0] * patch_size[1] * patch_size[2]
+
+    window = file_config.get("audio_window", _DEFAULT_AUDIO_WINDOW)
+    vae_scale = file_config.get("audio_vae_scale", _DEFAULT_VAE_SCALE)
+    hidden, first_inputs = shape("audio_proj.proj1.weight")
+    later_inputs = shape("audio_proj.proj1_vf.weight")[1]
+    feature_dim = first_inputs // window
+    if first_inputs % window or later_inputs != (window + vae_scale - 1) * feature_dim:
+        raise WeightsError(
+            f"{source}: audio_proj shapes {first_inputs}/{later_inputs} do not fit a {window}-frame window"
+            f" and VAE time stride {vae_scale}"
+        )
+    token_dim = shape("audio_proj.norm.weight")[0]
+    image_norm = shapes.get("condition_embedder.image_embedder.norm1.weight")
+    added_kv = shapes.get("blocks.0.attn2.add_k_proj.weight")
+    return {
+        "patch_size": tuple(patch_size),
+        "num_attention_heads": heads,
+        "attention_head_dim": dim // heads,
+        "in_channels": in_channels,
+        "out_channels": shape("proj_out.weight")[0] // patch_volume,
+        "text_dim": shape("condition_embedder.text_embedder.linear_1.weight")[1],
+        "freq_dim": shape("condition_embedder.time_embedder.linear_1.weight")[1],
+        "ffn_dim": shape("blocks.0.ffn.net.0.proj.weight")[0],
+        "num_layers": len({key.split(".")[1] for key in shapes if key.startswith("blocks.")}),
+        "cross_attn_norm": "blocks.0.norm2.weight" in shapes,
+        "qk_norm": "rms_norm_across_heads" if "blocks.0.attn1.norm_q.weight" in shapes else None,
+        "eps": file_config.get("eps", 1e-6),
+        "image_dim": image_norm[0] if image_norm else None,
+        "added_kv_proj_dim": added_kv[1] if added_kv else None,
+        "rope_max_seq_len": file_config.get("rope_max_seq_len", 1024),
+        "audio_window": window,
+        "audio_vae_scale": vae_scale,
+        "audio_feature_dim": feature_dim,
+        "audio_hidden_dim": hidden,
+        "audio_tokens": shape("audio_proj.proj3.weight")[0] // token_dim,
+        "audio_token_dim": token_dim,
+    }
+
+
+def _check_keys_strictly(
+    expected: dict[str, torch.Tensor],
+    names: dict[str, str],
+    located: dict[str, tuple[Any, Path]],
+    source: str,
+) -> None:
+    missing = sorted(set(expected) - set(names))
+    if missing:
+        listed = ", ".join(repr(key) for key in missing[:3])
+        raise WeightsError(f"{source}: {len(missing)} missing key(s), e.g. {listed}")
+    unexpected = sorted(set(names) - set(expected))
+    if unexpected:
+        stored = names[unexpected[0]]
+        raise WeightsError(
+            f"{located[stored][1]}: {len(unexpected)} unexpected key(s), e.g. {stored!r}"
+            + "".join(f", {names[key]!r}" for key in unexpected[1:3])
+        )
+    for name, parameter in expected.items():
+        stored = names[name]
+        handle, path = located[stored]
+        stored_shape = tuple(handle.get_slice(stored).get_shape())
+        if stored_shape != tuple(parameter.shape):
+            raise WeightsError(
+                f"{path}: {stored!r} has shape {stored_shape}, expected {tuple(parameter.shape)}"
+            )
+
+
+def _keeps_fp32(model: AudioWanTransformer3DModel, name: str) -> bool:
+    # Same rule as diffusers' loader: a module name listed in _keep_in_fp32_modules is a path component.
+    return any(part in model._keep_in_fp32_modules for part in name.split("."))
+
+
+def _cast_tensors(
+    model: AudioWanTransformer3DModel,
+    names: dict[str, str],
+    located: dict[str, tuple[Any, Path]],
+    device: torch.device,
+    dtype: torch.dtype,
+) -> Iterator[tuple[str, torch.Tensor]]:
+    for name in model.state_dict():
+        handle, _ = located[names[name]]
+        target = torch.float32 if _keeps_fp32(model, name) else dtype
+        yield name, handle.get_tensor(names[name]).to(device=device, dtype=target)
+
+
+def load_transformer(
+    files: Sequence[Path] | Path,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.bfloat16,
+    config: dict[str, Any] | None = None,
+) -> AudioWanTransformer3DModel:
+    """Build ``AudioWanTransformer3DModel`` from released weights, cast once to ``dtype`` on ``device``.
+
+    ``files``: a folder (its ``*.safetensors.index.json`` shards, else every ``*.safetensors``, plus
+    ``config.json``), a single ``.safetensors`` file, or a list of these whose union is the model.
+    ``config`` overrides inferred config values (diffusers names). Raises WeightsError naming the file
+    and key for anything missing, unexpected, duplicated or mis-shaped.
+    """
+    weight_files, config_files = resolve_checkpoint(files)
+    source = ", ".join(str(path) for path in weight_files)
+    device = torch.device(device)
+    with ExitStack() as stack:
+        located = _open_all(stack, weight_files)
+        names = model_key_names(list(located))
+        shapes = {name: tuple(located[key][0].get_slice(key).get_shape()) for name, key in names.items()}
+        model_config = {**infer_config(shapes, _file_config(config_files), source), **(config or {})}
+
+        with torch.device("meta"):
+            model = AudioWanTransformer3DModel(**model_config)
+        _check_keys_strictly(model.state_dict(), names, located, source)
+        model.load_state_dict(
+            dict(_cast_tensors(model, names, located, device, dtype)), strict=True, assign=True
+        )
+
+    # Non-persistent buffers are not in the checkpoint: rebuild RoPE tables (fp64) for real.
+    model.rope = WanRotaryPosEmbed(
+        model.config.attention_head_dim, model.config.patch_size, model.config.rope_max_seq_len
+    ).to(device)
+    return model.eval()
