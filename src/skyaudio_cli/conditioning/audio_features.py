@@ -1,0 +1,89 @@
+"""Speech -> one audio feature row per video frame: the interface both audio encoders implement.
+
+The DiT families take per-frame features from one of two encoders (DESIGN.md sections 3 and 7):
+chinese-wav2vec2-base (12 hidden layers x 768) or Whisper large-v3 (5 layer groups x 1280). Both
+produce features at 50 Hz and stretch them onto the video frame grid; callers only see
+`encode(wave, num_frames) -> [num_frames, num_layers, channels]`.
+"""
+
+import math
+from abc import ABC, abstractmethod
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from skyaudio_cli.errors import InputError
+
+SAMPLE_RATE = 16000
+AUDIO_ENCODER_KINDS = ("wav2vec2", "whisper")
+
+
+class AudioFeatureEncoder(ABC):
+    """A loaded speech encoder. Input: 16 kHz mono float32, already loudness-normalised."""
+
+    kind: str
+    num_layers: int
+    channels: int
+
+    @abstractmethod
+    def encode(self, wave: np.ndarray, num_frames: int) -> torch.Tensor:
+        """Features for `num_frames` video frames: float32 [num_frames, num_layers, channels] on the CPU.
+
+        The result stays on the CPU because minutes of audio make a large tensor; the pipeline moves
+        one window at a time to the accelerator.
+        """
+
+
+def num_video_frames(num_samples: int, sample_rate: int = SAMPLE_RATE, fps: float | Fraction = 25.0) -> int:
+    """ceil(duration * fps) in exact rational arithmetic, so 2.0 s at 25 fps is 50 frames, never 51.
+
+    A float fps such as 29.97002997 (30000/1001 as ffmpeg reports it) is snapped to the nearest
+    fraction with a denominator up to 10^6 first, so it rounds as the rational rate it stands for.
+    """
+    rate = Fraction(fps).limit_denominator(1_000_000)
+    return math.ceil(Fraction(num_samples) * rate / sample_rate)
+
+
+def load_audio_encoder(
+    path: Path, kind: str, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> AudioFeatureEncoder:
+    """Load the `kind` encoder from its Hugging Face folder at `path`.
+
+    float32 (the default) is what the references run these small encoders in; bf16 halves memory at
+    a small cost in feature precision.
+    """
+    if kind == "wav2vec2":
+        from skyaudio_cli.conditioning.wav2vec2 import load_wav2vec2
+
+        return load_wav2vec2(path, device=device, dtype=dtype)
+    if kind == "whisper":
+        from skyaudio_cli.conditioning.whisper_encoder import load_whisper_encoder
+
+        return load_whisper_encoder(path, device=device, dtype=dtype)
+    raise InputError(f"audio encoder kind {kind!r}: expected one of {', '.join(AUDIO_ENCODER_KINDS)}")
+
+
+def require_speech(wave: np.ndarray, num_frames: int) -> np.ndarray:
+    """Validate the encoder input: a non-empty, finite 1-D wave and a positive frame count."""
+    wave = np.asarray(wave, dtype=np.float32)
+    if wave.ndim != 1 or wave.size == 0:
+        raise InputError(f"audio: expected non-empty mono samples, got shape {wave.shape}")
+    if not np.isfinite(wave).all():
+        raise InputError("audio: contains NaN or infinite samples")
+    if num_frames < 1:
+        raise InputError(f"audio: cannot encode onto {num_frames} video frames")
+    return wave
+
+
+def stretch_to_frames(features: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """Resample [T, ...] features to [num_frames, ...] along time, as both references do.
+
+    Linear with align_corners=True over the whole sequence: first and last rows map onto the first
+    and last frames (InfiniteTalk/SkyReels-V3 `linear_interpolation`, HuMo `linear_interpolation_fps`).
+    """
+    rows = features.reshape(features.shape[0], -1).T.unsqueeze(0)
+    stretched = F.interpolate(rows, size=num_frames, mode="linear", align_corners=True)
+    return stretched[0].T.reshape(num_frames, *features.shape[1:])
