@@ -11,10 +11,12 @@ import os
 import numpy as np
 
 from skyaudio_cli.errors import InputError
-from skyaudio_cli.media.ffmpeg import execute_ffmpeg, ffmpeg_file_url
+from skyaudio_cli.media.ffmpeg import FfmpegResult, execute_ffmpeg, ffmpeg_file_url
 from skyaudio_cli.media.paths import require_input_file
 
 DEFAULT_SAMPLE_RATE = 16000
+# Decoding may end a few ms short of the header's duration (encoder padding, rounding).
+TRUNCATION_TOLERANCE_SECONDS = 0.1
 # BS.1770 gating block: integrated loudness is undefined for anything shorter.
 LOUDNESS_BLOCK_SECONDS = 0.4
 
@@ -43,17 +45,39 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int = DEFAULT_SAMPLE_R
             "pipe:1",
         ]
     )
-    if result.streams and not any(stream.kind == "Audio" for stream in result.streams):
+    if not result.opened_input:
+        raise InputError(f"not an audio or video file ffmpeg can read: {path} ({result.failure_reason()})")
+    if not any(stream.kind == "Audio" for stream in result.streams):
         raise InputError(f"audio file has no audio stream: {path}")
     if result.returncode != 0:
         raise InputError(f"cannot decode audio file {path}: {result.failure_reason()}")
-    if result.error_lines:
-        raise InputError(f"audio file {path} is corrupt or truncated: {result.failure_reason()}")
+    if result.damage:
+        raise InputError(f"audio file {path} is corrupt or truncated: {result.damage[-1].rstrip('.')}")
     wave = np.frombuffer(result.stdout, dtype="<f4").astype(np.float32)
     if wave.size == 0:
         raise InputError(f"audio file contains no samples: {path}")
+    declared = _trustworthy_declared_duration(result)
+    decoded = audio_duration(wave, sample_rate)
+    if declared is not None and decoded < declared - max(TRUNCATION_TOLERANCE_SECONDS, 0.02 * declared):
+        raise InputError(
+            f"audio file {path} is truncated: {decoded:.2f} s decoded, its header declares {declared:.2f} s"
+        )
     # Lossy decoders overshoot full scale slightly; downstream code relies on [-1, 1].
     return np.clip(wave, -1.0, 1.0)
+
+
+def _trustworthy_declared_duration(result: FfmpegResult) -> float | None:
+    """The header's duration when it can reveal a truncated file, else None.
+
+    A cut-off file decodes cleanly up to the cut (mp3 frames are independent), so the only sign is a
+    header promising more. Only audio-only files count (a video's container duration is its longest
+    stream's), and not when ffmpeg estimated the duration from the file size itself.
+    """
+    if any(stream.kind != "Audio" for stream in result.streams):
+        return None
+    if any("Estimating duration from bitrate" in line.text for line in result.log):
+        return None
+    return result.declared_duration
 
 
 def audio_duration(wave: np.ndarray, sample_rate: int = DEFAULT_SAMPLE_RATE) -> float:

@@ -28,6 +28,7 @@ _LOG_LINE = re.compile(
 _STREAM_LINE = re.compile(
     r"^\s*Stream #0:\d+\S*: (?P<kind>Video|Audio|Subtitle|Data|Attachment): (?P<spec>.*)$"
 )
+_DURATION = re.compile(r"^\s*Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 # ffmpeg's summary lines repeat a more specific message logged just before them.
 _GENERIC_FAILURE = re.compile(
     r"^(Error opening (input|output) files?\b|Conversion failed|To ignore this|Failed to set value|"
@@ -57,8 +58,32 @@ class FfmpegResult:
     log: tuple[LogLine, ...]
 
     @property
-    def error_lines(self) -> list[str]:
-        return [line.text for line in self.log if line.level in ERROR_LEVELS]
+    def damage(self) -> list[str]:
+        """Signs of a damaged input in a run that may still have succeeded: errors, corrupt packets.
+
+        ffmpeg decodes around damage and exits 0; a truncated WAV only shows a "corrupt packet"
+        warning. Our inputs are short clips, so refusing them beats animating half a sentence.
+        """
+        return [
+            line.text
+            for line in self.log
+            if line.level in ERROR_LEVELS or (line.level == "warning" and "corrupt" in line.text.lower())
+        ]
+
+    @property
+    def opened_input(self) -> bool:
+        """Whether ffmpeg recognised input #0 as a media file (it listed the input, maybe empty)."""
+        return any(line.level == "info" and line.text.startswith("Input #0,") for line in self.log)
+
+    @property
+    def declared_duration(self) -> float | None:
+        """Duration of input #0 as its container states it (the longest stream), if it states one."""
+        for line in self.log:
+            match = _DURATION.match(line.text)
+            if match and line.level == "info":
+                hours, minutes, seconds = match.groups()
+                return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        return None
 
     @property
     def streams(self) -> list[StreamInfo]:

@@ -38,7 +38,6 @@ SEEK_MARGIN_SECONDS = 2.0
 _SIZE = re.compile(r"[ ,](\d+)x(\d+)(?=[ ,\[]|$)")
 _RATE = re.compile(r"(\d+(?:\.\d+)?)(k?) (fps|tbr)\b")
 _ROTATION = re.compile(r"Display Matrix: rotation of (-?\d+(?:\.\d+)?) degrees")
-_DURATION = re.compile(r"^\s*Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 _PROGRESS_FRAME = re.compile(rb"^frame=(\d+)$", re.MULTILINE)
 
 
@@ -99,8 +98,8 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
     header = _parse_header(result, path)
     if result.returncode != 0:
         raise InputError(f"cannot decode video file {path}: {result.failure_reason()}")
-    if result.error_lines:
-        raise InputError(f"video file {path} is corrupt or truncated: {result.failure_reason()}")
+    if result.damage:
+        raise InputError(f"video file {path} is corrupt or truncated: {result.damage[-1].rstrip('.')}")
     counts = _PROGRESS_FRAME.findall(result.stdout)
     num_frames = int(counts[-1]) if counts else 0
     if num_frames == 0:
@@ -166,9 +165,9 @@ def _read_header(path: Path) -> _VideoHeader:
 
 
 def _parse_header(result: FfmpegResult, path: Path) -> _VideoHeader:
-    streams = result.streams
-    if not streams:
+    if not result.opened_input:
         raise InputError(f"not a video file ffmpeg can read: {path} ({result.failure_reason()})")
+    streams = result.streams
     video = next((s for s in streams if s.kind == "Video" and "(attached pic)" not in s.spec), None)
     if video is None:
         raise InputError(f"file has no video stream: {path}")
@@ -186,7 +185,7 @@ def _parse_header(result: FfmpegResult, path: Path) -> _VideoHeader:
         fps=_frame_rate(rate[1], rate[2]),
         rotation=rotation,
         has_audio=any(s.kind == "Audio" for s in streams),
-        container_duration=_container_duration(result),
+        container_duration=result.declared_duration,
     )
 
 
@@ -206,15 +205,6 @@ def _rotation_clockwise(video: StreamInfo) -> int:
         if match:
             return round(-float(match[1])) % 360
     return 0
-
-
-def _container_duration(result: FfmpegResult) -> float | None:
-    for line in result.log:
-        match = _DURATION.match(line.text)
-        if match:
-            hours, minutes, seconds = match.groups()
-            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-    return None
 
 
 def _decode_frames(
