@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+import signal
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -90,7 +91,7 @@ class FfmpegResult:
         return input_streams(self.log)
 
     def failure_reason(self) -> str:
-        return failure_reason(self.log)
+        return failure_reason(self.log, self.returncode)
 
 
 @functools.cache
@@ -154,7 +155,7 @@ def input_streams(log: Sequence[LogLine]) -> list[StreamInfo]:
     return streams
 
 
-def failure_reason(log: Sequence[LogLine]) -> str:
+def failure_reason(log: Sequence[LogLine], returncode: int | None = None) -> str:
     """The one error line that best says why ffmpeg failed, without its context prefixes."""
     errors = [line.text for line in log if line.level in ERROR_LEVELS]
     specific = [text for text in errors if not _GENERIC_FAILURE.match(text)]
@@ -162,6 +163,9 @@ def failure_reason(log: Sequence[LogLine]) -> str:
         return specific[-1].rstrip(".")
     if errors:
         return errors[-1].rstrip(".")
+    if returncode is not None and returncode < 0:
+        # Killed before it could log: out of memory (SIGKILL), file size limit (SIGXFSZ), ...
+        return f"ffmpeg was killed by {signal.Signals(-returncode).name}"
     return "ffmpeg failed without an error message"
 
 

@@ -245,7 +245,7 @@ def _decode_frames(
                     raise InputError(f"video file {path} ended in the middle of a frame")
                 yield frame
             if process.wait() != 0:
-                reason = failure_reason(read_log_file(log_file))
+                reason = failure_reason(read_log_file(log_file), process.returncode)
                 raise InputError(f"cannot decode video file {path}: {reason}")
         finally:
             if process.poll() is None:

@@ -19,8 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from skyaudio_cli.errors import RuntimeFailure
-from skyaudio_cli.media.atomic import atomic_write_path
-from skyaudio_cli.media.ffmpeg import failure_reason, ffmpeg_command, ffmpeg_file_url, read_log_file
+from skyaudio_cli.media.atomic import atomic_write_path, partial_path_for
+from skyaudio_cli.media.ffmpeg import (
+    failure_reason,
+    ffmpeg_command,
+    ffmpeg_file_url,
+    read_log_file,
+    run_ffmpeg,
+)
 from skyaudio_cli.media.paths import check_output_path
 
 # Converted and tagged as BT.709 (HD), limited range, so players do not guess: untagged streams
@@ -42,9 +48,10 @@ class VideoWriter:
                 writer.write(frames)  # HxWx3 or NxHxWx3 uint8 RGB
 
     The output lasts exactly as long as the frames written: the audio is padded with silence or
-    cut to that length (the pipeline makes ceil(duration * fps) frames, so the video is never
-    shorter than its speech). Odd width/height lose their last pixel column/row, because yuv420p
-    needs even sizes. `-movflags +faststart` puts the index first, so the file streams on the web.
+    cut to that length (the AAC track may end up to one 21 ms AAC frame later). The pipeline makes
+    ceil(duration * fps) frames, so the video is never shorter than its speech. Odd width/height
+    lose their last pixel column/row, because yuv420p needs even sizes. `-movflags +faststart`
+    puts the index first, so the file can play while it downloads.
     """
 
     def __init__(
@@ -103,13 +110,17 @@ class VideoWriter:
 
     @contextmanager
     def _encoding_session(self) -> Iterator[None]:
-        with atomic_write_path(self.path) as partial, ExitStack() as stack:
-            audio_path = (
-                stack.enter_context(_raw_audio_file(self._audio)) if self._audio is not None else None
-            )
+        with atomic_write_path(self.path) as final, ExitStack() as stack:
+            # With audio, the video is encoded first and the soundtrack muxed in a second, copying
+            # pass: only then is the video's length known, so the audio can be fitted to it exactly
+            # (ffmpeg's apad + -shortest overshoots by encoder lookahead on short clips).
+            video_only = final
+            if self._audio is not None:
+                video_only = partial_path_for(self.path)
+                stack.callback(video_only.unlink, missing_ok=True)
             self._log_file = stack.enter_context(tempfile.TemporaryFile())
             self._process = subprocess.Popen(
-                ffmpeg_command(self._arguments(partial, audio_path)),
+                ffmpeg_command(self._video_arguments(video_only, faststart=self._audio is None)),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=self._log_file,
@@ -122,6 +133,8 @@ class VideoWriter:
                     self._process.kill()
                 self._process.wait()
                 self._process = None
+            if self._audio is not None:
+                self._mux_audio(video_only, final)
 
     def _finish(self) -> None:
         if self.frames_written == 0:
@@ -133,15 +146,29 @@ class VideoWriter:
             raise self._failure()
 
     def _failure(self) -> RuntimeFailure:
-        return RuntimeFailure(
-            f"writing video {self.path} failed: {failure_reason(read_log_file(self._log_file))}"
-        )
+        reason = failure_reason(read_log_file(self._log_file), self._process.returncode)
+        return RuntimeFailure(f"writing video {self.path} failed: {reason}")
 
-    def _arguments(self, partial: Path, audio_path: Path | None) -> list[str]:
+    def _video_arguments(self, output: Path, *, faststart: bool) -> list[str]:
         rate = str(Fraction(self.fps).limit_denominator(1001))
         args = ["-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-video_size", f"{self.width}x{self.height}"]
         args += ["-framerate", rate, "-i", "pipe:0"]
-        if audio_path is not None:
+        filters = []
+        if self.width % 2 or self.height % 2:
+            filters.append("crop=trunc(iw/2)*2:trunc(ih/2)*2:0:0")
+        filters.append(_TO_BT709_YUV420)
+        args += ["-vf", ",".join(filters), "-c:v", "libx264", "-crf", str(self._crf), "-pix_fmt", "yuv420p"]
+        if faststart:
+            args += ["-movflags", "+faststart"]
+        return [*args, "-f", "mp4", ffmpeg_file_url(output)]
+
+    def _mux_audio(self, video_only: Path, final: Path) -> None:
+        samples = round(self.frames_written / self.fps * self._audio_sample_rate)
+        fitted = np.zeros(samples, np.float32)
+        kept = min(samples, len(self._audio))
+        fitted[:kept] = self._audio[:kept]
+        with _raw_audio_file(fitted) as audio_path:
+            args = ["-y", "-i", ffmpeg_file_url(video_only)]
             args += [
                 "-f",
                 "f32le",
@@ -152,27 +179,15 @@ class VideoWriter:
                 "-i",
                 ffmpeg_file_url(audio_path),
             ]
-        filters = []
-        if self.width % 2 or self.height % 2:
-            filters.append("crop=trunc(iw/2)*2:trunc(ih/2)*2:0:0")
-        filters.append(_TO_BT709_YUV420)
-        args += ["-map", "0:v:0", "-vf", ",".join(filters), "-c:v", "libx264", "-crf", str(self._crf)]
-        args += ["-pix_fmt", "yuv420p"]
-        if audio_path is not None:
-            # apad makes the audio endless and -shortest then stops it with the video.
-            args += ["-map", "1:a:0", "-af", "apad", "-ar", str(OUTPUT_AUDIO_SAMPLE_RATE)]
-            args += ["-c:a", "aac", "-b:a", "128k", "-shortest"]
-        args += ["-movflags", "+faststart", "-f", "mp4", ffmpeg_file_url(partial)]
-        return args
+            args += ["-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy"]
+            args += ["-ar", str(OUTPUT_AUDIO_SAMPLE_RATE), "-c:a", "aac", "-b:a", "128k"]
+            args += ["-movflags", "+faststart", "-f", "mp4", ffmpeg_file_url(final)]
+            run_ffmpeg(args, what=f"writing video {self.path} failed")
 
 
 @contextmanager
 def _raw_audio_file(wave: np.ndarray) -> Iterator[Path]:
-    """The wave as raw little-endian float32 in the system temp folder, removed afterwards.
-
-    A file rather than a second pipe: ffmpeg reads both inputs interleaved, and feeding two pipes
-    from one thread could deadlock.
-    """
+    """The wave as raw little-endian float32 in the system temp folder, removed afterwards."""
     handle, name = tempfile.mkstemp(prefix="skyaudio-audio-", suffix=".f32")
     path = Path(name)
     try:
