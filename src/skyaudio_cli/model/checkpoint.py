@@ -131,10 +131,9 @@ def _file_config(config_files: list[Path]) -> dict[str, Any]:
     return merged
 
 
-def infer_config(
-    shapes: dict[str, tuple[int, ...]], file_config: dict[str, Any], source: str
-) -> dict[str, Any]:
-    """Model config from tensor shapes (diffusers names); heads/eps/audio window from ``file_config``."""
+def infer_config(shapes: dict[str, tuple[int, ...]], hints: dict[str, Any], source: str) -> dict[str, Any]:
+    """Model config from tensor shapes (diffusers names); heads, eps and the audio window/stride, which
+    shapes cannot tell, from ``hints`` (config.json values or caller overrides) or the release defaults."""
 
     def shape(key: str) -> tuple[int, ...]:
         if key not in shapes:
@@ -142,13 +141,13 @@ def infer_config(
         return shapes[key]
 
     dim, in_channels, *patch_size = shape("patch_embedding.weight")
-    heads = file_config.get("num_attention_heads", dim // _DEFAULT_HEAD_DIM)
-    if dim % heads:
-        raise WeightsError(f"{source}: dim {dim} is not divisible by {heads} heads")
+    heads = hints.get("num_attention_heads", dim // _DEFAULT_HEAD_DIM)
+    if heads <= 0 or dim % heads:
+        raise WeightsError(f"{source}: cannot split dim {dim} into {heads} heads; set num_attention_heads")
     patch_volume = patch_size[0] * patch_size[1] * patch_size[2]
 
-    window = file_config.get("audio_window", _DEFAULT_AUDIO_WINDOW)
-    vae_scale = file_config.get("audio_vae_scale", _DEFAULT_VAE_SCALE)
+    window = hints.get("audio_window", _DEFAULT_AUDIO_WINDOW)
+    vae_scale = hints.get("audio_vae_scale", _DEFAULT_VAE_SCALE)
     hidden, first_inputs = shape("audio_proj.proj1.weight")
     later_inputs = shape("audio_proj.proj1_vf.weight")[1]
     feature_dim = first_inputs // window
@@ -172,10 +171,10 @@ def infer_config(
         "num_layers": len({key.split(".")[1] for key in shapes if key.startswith("blocks.")}),
         "cross_attn_norm": "blocks.0.norm2.weight" in shapes,
         "qk_norm": "rms_norm_across_heads" if "blocks.0.attn1.norm_q.weight" in shapes else None,
-        "eps": file_config.get("eps", 1e-6),
+        "eps": hints.get("eps", 1e-6),
         "image_dim": image_norm[0] if image_norm else None,
         "added_kv_proj_dim": added_kv[1] if added_kv else None,
-        "rope_max_seq_len": file_config.get("rope_max_seq_len", 1024),
+        "rope_max_seq_len": hints.get("rope_max_seq_len", 1024),
         "audio_window": window,
         "audio_vae_scale": vae_scale,
         "audio_feature_dim": feature_dim,
@@ -251,7 +250,8 @@ def load_transformer(
         located = _open_all(stack, weight_files)
         names = model_key_names(list(located))
         shapes = {name: tuple(located[key][0].get_slice(key).get_shape()) for name, key in names.items()}
-        model_config = {**infer_config(shapes, _file_config(config_files), source), **(config or {})}
+        hints = {**_file_config(config_files), **(config or {})}
+        model_config = {**infer_config(shapes, hints, source), **(config or {})}
 
         with torch.device("meta"):
             model = AudioWanTransformer3DModel(**model_config)

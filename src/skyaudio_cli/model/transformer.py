@@ -2,7 +2,8 @@
 
 Subclasses diffusers' Wan blocks and model so attention backends, cache hooks, offloading and LoRA
 keep working; adds the per-block audio cross-attention and the audio projection, and reproduces the
-original release's precision choices (fp64 sinusoids and RoPE, fp32 norms, modulation and head).
+original release's precision choices (fp64 time sinusoid, RoPE angles in fp64, fp32 norms,
+modulation and head).
 """
 
 from typing import Any
