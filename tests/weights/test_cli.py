@@ -1,0 +1,99 @@
+"""`skyaudio weights ...` through the sub-app, with the main app's error -> exit-code mapping."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from skyaudio_cli.cli.weights import app
+from skyaudio_cli.errors import SkyaudioError
+from skyaudio_cli.weights import write_local_model
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) as the main app reports them: SkyaudioError -> its exit code."""
+    result = CliRunner().invoke(app, list(args))
+    if isinstance(result.exception, SkyaudioError):
+        return result.exception.exit_code, result.stdout, f"error: {result.exception}"
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(autouse=True)
+def empty_hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # huggingface_hub reads HF_HUB_CACHE at import; point its constant at an empty folder.
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+
+
+@pytest.fixture
+def tiny_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "tiny"
+    for name in ("transformer", "vae"):
+        (folder / name).mkdir(parents=True)
+        (folder / name / "config.json").write_text("{}")
+    write_local_model(
+        folder,
+        family="tiny-random",
+        audio_encoder="whisper",
+        components={"transformer": "transformer", "vae": "vae"},
+    )
+    return folder
+
+
+def test_list_json() -> None:
+    code, stdout, _ = run("list", "--json")
+    listing = json.loads(stdout)
+    assert code == 0 and listing["status"] == "ok"
+    rows = {row["name"]: row for row in listing["models"]}
+    assert list(rows) == ["skyreels-v3-a2v", "infinitetalk", "humo-17b", "humo-1.7b", "tiny-random"]
+    assert [name for name, row in rows.items() if row["default"]] == ["skyreels-v3-a2v"]
+    assert rows["skyreels-v3-a2v"]["downloaded"] is False and rows["tiny-random"]["downloaded"] is None
+    assert rows["humo-17b"]["size_bytes"] > 50e9
+
+
+def test_path_of_a_local_folder(tiny_folder: Path) -> None:
+    code, stdout, _ = run("path", str(tiny_folder))
+    assert (code, stdout) == (0, f"{tiny_folder.resolve()}\n")
+
+    code, stdout, _ = run("path", str(tiny_folder), "--json")
+    described = json.loads(stdout)
+    assert described["family"] == "tiny-random" and described["audio_encoder"] == "whisper"
+    assert described["components"] == {
+        "transformer": str(tiny_folder.resolve() / "transformer"),
+        "vae": str(tiny_folder.resolve() / "vae"),
+    }
+
+
+def test_unknown_model_is_a_usage_error() -> None:
+    code, _, stderr = run("path", "no-such-model")
+    assert code == 2
+    assert stderr.startswith("error: unknown model 'no-such-model'; known: skyreels-v3-a2v,")
+
+
+def test_missing_weights_exit_3_with_the_fetch_command() -> None:
+    code, _, stderr = run("path", "humo-1.7b")
+    assert code == 3
+    assert stderr.endswith("run: skyaudio weights fetch humo-1.7b")
+
+
+def test_verify_broken_folder_exits_3_with_a_json_report(tiny_folder: Path) -> None:
+    (tiny_folder / "vae" / "broken.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}")
+    code, stdout, _ = run("verify", str(tiny_folder), "--json")
+    report = json.loads(stdout)
+    assert code == 3 and report["status"] == "error" and report["ok"] is False
+    assert report["problems"] == [
+        {
+            "component": "vae",
+            "path": "vae/broken.safetensors",
+            "problem": "truncated or invalid safetensors header",
+        }
+    ]
+
+
+def test_verify_sound_folder_exits_0(tiny_folder: Path) -> None:
+    code, stdout, _ = run("verify", str(tiny_folder), "--json")
+    assert code == 0 and json.loads(stdout)["files_checked"] == 2

@@ -1,0 +1,124 @@
+"""The packaged weights.toml and the manifest validator."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from skyaudio_cli.errors import InputError, WeightsError
+from skyaudio_cli.weights import COMPONENT_NAMES, get_model, load_manifest
+from skyaudio_cli.weights.manifest import REQUIRED_COMPONENTS, default_manifest_path, human_size
+
+HUB_FAMILIES = ["skyreels-v3-a2v", "infinitetalk", "humo-17b", "humo-1.7b"]
+
+
+def test_packaged_manifest_families() -> None:
+    manifest = load_manifest()
+    assert list(manifest.models) == [*HUB_FAMILIES, "tiny-random"]
+    assert manifest.default == "skyreels-v3-a2v"
+    assert manifest.models["tiny-random"].generated and not manifest.models["tiny-random"].components
+    audio = {name: spec.audio_encoder for name, spec in manifest.models.items()}
+    assert audio == {
+        "skyreels-v3-a2v": "wav2vec2",
+        "infinitetalk": "wav2vec2",
+        "humo-17b": "whisper",
+        "humo-1.7b": "whisper",
+        "tiny-random": "wav2vec2",
+    }
+
+
+@pytest.mark.parametrize("family", HUB_FAMILIES)
+def test_packaged_components_are_well_formed(family: str) -> None:
+    spec = get_model(family)
+    assert set(REQUIRED_COMPONENTS) <= set(spec.components) <= set(COMPONENT_NAMES)
+    for name, component in spec.components.items():
+        assert component.name == name
+        assert component.revision == "main" or re.fullmatch(r"[0-9a-f]{40}", component.revision)
+        assert component.size_bytes > 0 and component.patterns
+    assert spec.defaults["fps"] == 25 and spec.defaults["steps"] > 0 and spec.defaults["shift"] > 0
+
+
+def test_family_specific_layout() -> None:
+    assert "image_encoder" not in get_model("humo-17b").components  # HuMo has no CLIP branch
+    adapter = get_model("infinitetalk").components["transformer_adapter"]
+    assert (adapter.repo, adapter.single_file) == ("MeiGen-AI/InfiniteTalk", "infinitetalk.safetensors")
+    assert adapter.allow_patterns == ["single/infinitetalk.safetensors"]
+    dit = get_model("skyreels-v3-a2v").components["transformer"]
+    assert dit.single_file is None and dit.ignore_patterns == ["*/*"] and dit.format == "original"
+    assert get_model("skyreels-v3-a2v").defaults["steps"] == 4
+
+
+def test_repo_root_manifest_is_the_packaged_one() -> None:
+    root_copy = Path(__file__).resolve().parents[2] / "weights.toml"
+    assert root_copy.resolve() == default_manifest_path().resolve()
+
+
+def test_unknown_model_names_the_known_ones() -> None:
+    with pytest.raises(InputError) as unknown:
+        get_model("wan-9000")
+    assert str(unknown.value) == (
+        "unknown model 'wan-9000'; known: skyreels-v3-a2v, infinitetalk, humo-17b, humo-1.7b, tiny-random"
+    )
+
+
+VALID = """
+default = "m"
+[models.m]
+description = "d"
+licence = "MIT"
+audio_encoder = "whisper"
+[models.m.components.{slot}]
+repo = "o/r"
+revision = "{revision}"
+patterns = ["*"]
+size_gb = 1
+format = "original"
+"""
+
+
+def _manifest(tmp_path: Path, text: str):
+    path = tmp_path / "weights.toml"
+    path.write_text(text)
+    return load_manifest(path)
+
+
+@pytest.mark.parametrize(
+    ("slot", "revision", "problem"),
+    [
+        ("transformer", "v1.0", "models.m.components.transformer.revision must be a 40-hex commit or 'main'"),
+        ("transformr", "main", "models.m.components.transformr is not a component name"),
+        (
+            "transformer",
+            "main",
+            "models.m lacks required components ['vae', 'text_encoder', 'tokenizer', 'audio_",
+        ),
+    ],
+)
+def test_invalid_manifest_names_the_key(tmp_path: Path, slot: str, revision: str, problem: str) -> None:
+    with pytest.raises(WeightsError, match=re.escape(problem)):
+        _manifest(tmp_path, VALID.format(slot=slot, revision=revision))
+
+
+def test_typo_in_component_key_is_rejected(tmp_path: Path) -> None:
+    text = VALID.format(slot="transformer", revision="main").replace("patterns", "pattern")
+    with pytest.raises(WeightsError, match=r"has unknown keys \['pattern'\]"):
+        _manifest(tmp_path, text)
+
+
+def test_unknown_shared_reference_is_rejected(tmp_path: Path) -> None:
+    text = VALID.format(slot="transformer", revision="main") + '[models.m.components]\nvae = "nope"\n'
+    with pytest.raises(
+        WeightsError, match="models.m.components.vae refers to unknown shared component 'nope'"
+    ):
+        _manifest(tmp_path, text)
+
+
+def test_human_size() -> None:
+    assert [human_size(n) for n in (38_000_000_000, 380_263_948, 2_530_000_000, 478)] == [
+        "38 GB",
+        "380 MB",
+        "2.5 GB",
+        "478 B",
+    ]
