@@ -95,8 +95,10 @@ def verify(model: str = _MODEL, json_output: bool = _JSON) -> None:
         typer.echo(report.summary(), err=True)
     else:
         # The report itself is the result (already on stdout); only the one-line reason goes to stderr.
+        # SystemExit, unlike typer.Exit, is not turned into a return value when click runs with
+        # standalone_mode=False, so the exit code survives however the app is driven.
         output.error_line(report.summary())
-        raise typer.Exit(EXIT_WEIGHTS)
+        raise SystemExit(EXIT_WEIGHTS)
 
 
 @app.command()
