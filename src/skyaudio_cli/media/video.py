@@ -29,7 +29,11 @@ from skyaudio_cli.media.ffmpeg import (
     ffmpeg_file_url,
     read_log_file,
 )
-from skyaudio_cli.media.paths import require_input_file
+from skyaudio_cli.media.paths import check_output_path, require_input_file
+from skyaudio_cli.media.video_writer import VideoWriter
+
+# The video API in one place for callers; writing lives in video_writer.py, path checks in paths.py.
+__all__ = ["VideoInfo", "VideoWriter", "check_output_path", "iter_frames", "probe_video", "read_last_frames"]
 
 # read_last_frames seeks this much before the frames it wants: the container duration can exceed
 # the video stream's (longer audio), and seeking lands on timestamps, not frame indices.

@@ -7,12 +7,11 @@ Ctrl+C or an ffmpeg failure (disk full, ...) kills ffmpeg and leaves the folder 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from fractions import Fraction
 from pathlib import Path
 
@@ -140,7 +139,7 @@ class VideoWriter:
         if self.frames_written == 0:
             raise RuntimeFailure(f"no frames were written to {self.path}")
         # A broken pipe here means ffmpeg already exited; its exit status and log say why.
-        with contextlib.suppress(BrokenPipeError):
+        with suppress(BrokenPipeError):
             self._process.stdin.close()
         if self._process.wait() != 0:
             raise self._failure()
