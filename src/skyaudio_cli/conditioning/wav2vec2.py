@@ -72,7 +72,7 @@ class Wav2Vec2FeatureEncoder(AudioFeatureEncoder):
 def encoder_layer_outputs(
     encoder: nn.Module, hidden: torch.Tensor, stable_layer_norm: bool
 ) -> list[torch.Tensor]:
-    """transformers 4.x `hidden_states[1:]`: every layer's output (stable variant: last one post-LayerNorm)."""
+    """transformers 4.x `hidden_states[1:]`: every layer's output (stable variant: the last post-norm)."""
     hidden = hidden + encoder.pos_conv_embed(hidden)
     if not stable_layer_norm:
         hidden = encoder.layer_norm(hidden)
