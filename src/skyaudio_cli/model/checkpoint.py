@@ -260,7 +260,7 @@ def load_transformer(
             dict(_cast_tensors(model, names, located, device, dtype)), strict=True, assign=True
         )
 
-    # Non-persistent buffers are not in the checkpoint: rebuild RoPE tables (fp64) for real.
+    # Non-persistent buffers are not in the checkpoint: rebuild the RoPE tables (angles in fp64) for real.
     model.rope = WanRotaryPosEmbed(
         model.config.attention_head_dim, model.config.patch_size, model.config.rope_max_seq_len
     ).to(device)
