@@ -12,10 +12,11 @@ from hypothesis import strategies as st
 from skyaudio_cli.conditioning.audio_features import (
     load_audio_encoder,
     num_video_frames,
+    read_config_json,
     require_speech,
     stretch_to_frames,
 )
-from skyaudio_cli.errors import InputError
+from skyaudio_cli.errors import InputError, WeightsError
 
 
 @pytest.mark.parametrize(
@@ -69,17 +70,24 @@ def test_stretch_keeps_first_and_last_rows():
 
 
 @pytest.mark.parametrize(
-    ("wave", "num_frames"),
-    [
-        (np.zeros(0, np.float32), 1),
-        (np.zeros((2, 100), np.float32), 1),
-        (np.array([0.0, np.nan], np.float32), 1),
-        (np.zeros(100, np.float32), 0),
-    ],
+    "wave", [np.zeros(0, np.float32), np.zeros((2, 100), np.float32), np.array([0.0, np.nan], np.float32)]
 )
-def test_require_speech_rejects_bad_input(wave, num_frames):
-    with pytest.raises(InputError):
-        require_speech(wave, num_frames)
+def test_require_speech_rejects_bad_input(wave):
+    with pytest.raises(InputError, match="audio: "):
+        require_speech(wave)
+
+
+def test_zero_frames_is_an_input_error():
+    with pytest.raises(InputError, match="0 video frames"):
+        stretch_to_frames(torch.zeros(5, 2), 0)
+
+
+def test_unreadable_config_is_a_weights_error(tmp_path):
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(WeightsError, match="config.json: unreadable JSON"):
+        read_config_json(tmp_path / "config.json")
+    with pytest.raises(WeightsError, match="missing"):
+        read_config_json(tmp_path / "absent.json")
 
 
 def test_unknown_encoder_kind_is_an_input_error(tmp_path):

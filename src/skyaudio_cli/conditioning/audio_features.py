@@ -6,6 +6,7 @@ produce features at 50 Hz and stretch them onto the video frame grid; callers on
 `encode(wave, num_frames) -> [num_frames, num_layers, channels]`.
 """
 
+import json
 import math
 from abc import ABC, abstractmethod
 from fractions import Fraction
@@ -15,7 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from skyaudio_cli.errors import InputError
+from skyaudio_cli.conditioning.checkpoint_files import require_file
+from skyaudio_cli.errors import InputError, WeightsError
 
 SAMPLE_RATE = 16000
 AUDIO_ENCODER_KINDS = ("wav2vec2", "whisper")
@@ -66,16 +68,22 @@ def load_audio_encoder(
     raise InputError(f"audio encoder kind {kind!r}: expected one of {', '.join(AUDIO_ENCODER_KINDS)}")
 
 
-def require_speech(wave: np.ndarray, num_frames: int) -> np.ndarray:
-    """Validate the encoder input: a non-empty, finite 1-D wave and a positive frame count."""
+def require_speech(wave: np.ndarray) -> np.ndarray:
+    """The encoders' input as float32, once checked to be non-empty, finite and 1-D."""
     wave = np.asarray(wave, dtype=np.float32)
     if wave.ndim != 1 or wave.size == 0:
         raise InputError(f"audio: expected non-empty mono samples, got shape {wave.shape}")
     if not np.isfinite(wave).all():
         raise InputError("audio: contains NaN or infinite samples")
-    if num_frames < 1:
-        raise InputError(f"audio: cannot encode onto {num_frames} video frames")
     return wave
+
+
+def read_config_json(path: Path) -> dict:
+    """An encoder folder's config.json / preprocessor_config.json; absent or malformed -> WeightsError."""
+    try:
+        return json.loads(require_file(path).read_text())
+    except (OSError, ValueError) as error:
+        raise WeightsError(f"{path}: unreadable JSON ({error})") from error
 
 
 def stretch_to_frames(features: torch.Tensor, num_frames: int) -> torch.Tensor:
@@ -84,6 +92,8 @@ def stretch_to_frames(features: torch.Tensor, num_frames: int) -> torch.Tensor:
     Linear with align_corners=True over the whole sequence: first and last rows map onto the first
     and last frames (InfiniteTalk/SkyReels-V3 `linear_interpolation`, HuMo `linear_interpolation_fps`).
     """
+    if num_frames < 1:
+        raise InputError(f"audio: cannot encode onto {num_frames} video frames")
     rows = features.reshape(features.shape[0], -1).T.unsqueeze(0)
     stretched = F.interpolate(rows, size=num_frames, mode="linear", align_corners=True)
     return stretched[0].T.reshape(num_frames, *features.shape[1:])

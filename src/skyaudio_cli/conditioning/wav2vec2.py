@@ -11,7 +11,6 @@ Long audio: like the references, attention spans the whole utterance (their limi
 not seam-free; chunking for very long audio is left to the long-video work.
 """
 
-import json
 import re
 from pathlib import Path
 
@@ -25,10 +24,11 @@ from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForPr
 from skyaudio_cli.conditioning.audio_features import (
     SAMPLE_RATE,
     AudioFeatureEncoder,
+    read_config_json,
     require_speech,
     stretch_to_frames,
 )
-from skyaudio_cli.conditioning.checkpoint_files import load_pth_state_dict, require_exact_keys, require_file
+from skyaudio_cli.conditioning.checkpoint_files import load_pth_state_dict, require_exact_keys
 from skyaudio_cli.errors import InputError, WeightsError
 
 SAFETENSORS_NAME = "model.safetensors"
@@ -37,7 +37,7 @@ PICKLE_NAME = "pytorch_model.bin"
 # contrastive-training heads and the time-mask embedding, none of which inference uses.
 _BASE_PREFIX = "wav2vec2."
 _TRAINING_ONLY = re.compile(r"^(quantizer\.|project_hid\.|project_q\.|masked_spec_embed$)")
-# Checkpoints saved before torch's weight-norm parametrizations name the two halves _g and _v.
+# Checkpoints saved before torch's weight-norm parametrizations call the two halves weight_g, weight_v.
 _LEGACY_WEIGHT_NORM = {
     "weight_g": "parametrizations.weight.original0",
     "weight_v": "parametrizations.weight.original1",
@@ -55,9 +55,9 @@ class Wav2Vec2FeatureEncoder(AudioFeatureEncoder):
         self._device = next(model.parameters()).device
         self._dtype = next(model.parameters()).dtype
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def encode(self, wave: np.ndarray, num_frames: int) -> torch.Tensor:
-        wave = require_speech(wave, num_frames)
+        wave = require_speech(wave)
         if conv_output_length(self.model.config, wave.size) < 1:
             raise InputError(f"audio: {wave.size} samples is shorter than one wav2vec2 frame")
         # Zero-mean/unit-variance over the whole clip when preprocessor_config.json says do_normalize.
@@ -100,12 +100,10 @@ def load_wav2vec2(
     """Load a folder with config.json, preprocessor_config.json and model.safetensors or pytorch_model.bin."""
     if not folder.is_dir():
         raise WeightsError(f"{folder}: wav2vec2 folder not found")
-    config = Wav2Vec2Config.from_dict(_read_json(require_file(folder / "config.json")))
+    config = Wav2Vec2Config.from_dict(read_config_json(folder / "config.json"))
     # Masking is a training-time augmentation; without it the model has no masked_spec_embed.
     config.mask_time_prob = config.mask_feature_prob = 0.0
-    normaliser = Wav2Vec2FeatureExtractor.from_dict(
-        _read_json(require_file(folder / "preprocessor_config.json"))
-    )
+    normaliser = Wav2Vec2FeatureExtractor.from_dict(read_config_json(folder / "preprocessor_config.json"))
     if normaliser.sampling_rate != SAMPLE_RATE:
         raise WeightsError(f"{folder / 'preprocessor_config.json'}: sampling_rate must be {SAMPLE_RATE}")
 
@@ -147,13 +145,6 @@ def _read_state_dict(folder: Path) -> tuple[Path, dict[str, torch.Tensor]]:
     if not pickle_path.is_file():
         raise WeightsError(f"{folder}: neither {SAFETENSORS_NAME} nor {PICKLE_NAME} found")
     return pickle_path, load_pth_state_dict(pickle_path)
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise WeightsError(f"{path}: unreadable JSON ({error})") from error
 
 
 def make_tiny_wav2vec2(folder: Path, *, hidden_size: int = 32, num_layers: int = 2, seed: int = 0) -> Path:

@@ -12,7 +12,6 @@ format `model.safetensors`, renamed here. Chunks are encoded one at a time and r
 straight away, so memory grows with the audio only by 5 x 1280 floats per 20 ms.
 """
 
-import json
 import re
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from whisper.model import AudioEncoder, ModelDimensions
 from skyaudio_cli.conditioning.audio_features import (
     SAMPLE_RATE,
     AudioFeatureEncoder,
+    read_config_json,
     require_speech,
     stretch_to_frames,
 )
@@ -77,17 +77,16 @@ class WhisperFeatureEncoder(AudioFeatureEncoder):
         self._dtype = encoder.conv1.weight.dtype
 
     def encode(self, wave: np.ndarray, num_frames: int) -> torch.Tensor:
-        wave = require_speech(wave, num_frames)
         return stretch_to_frames(self.features_50hz(wave), num_frames)
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def features_50hz(self, wave: np.ndarray) -> torch.Tensor:
         """float32 [ceil(samples / 320), 5, channels] on the CPU, one row per 20 ms of audio.
 
         Each 30 s chunk is encoded on its own, so a row depends only on its own chunk: the first
         30 s give the same rows whatever follows them.
         """
-        wave = require_speech(wave, num_frames=1)
+        wave = require_speech(wave)
         rows = []
         for start in range(0, wave.size, CHUNK_SAMPLES):
             chunk = wave[start : start + CHUNK_SAMPLES]
@@ -131,10 +130,10 @@ def load_whisper_encoder(
     model.safetensors) into openai-whisper's AudioEncoder; decoder weights are never read."""
     if not folder.is_dir():
         raise WeightsError(f"{folder}: whisper folder not found")
-    config_path = require_file(folder / "config.json")
-    config = WhisperConfig.from_dict(_read_json(config_path))
-    mel_path = require_file(folder / "preprocessor_config.json")
-    mel = WhisperFeatureExtractor.from_dict(_read_json(mel_path))
+    config_path = folder / "config.json"
+    config = WhisperConfig.from_dict(read_config_json(config_path))
+    mel_path = folder / "preprocessor_config.json"
+    mel = WhisperFeatureExtractor.from_dict(read_config_json(mel_path))
     _require_compatible(config, mel, config_path, mel_path)
 
     weights_path = require_file(folder / WEIGHTS_NAME)
@@ -212,13 +211,6 @@ def _read_encoder_tensors(path: Path) -> dict[str, torch.Tensor]:
             }
     except (SafetensorError, OSError) as error:
         raise WeightsError(f"{path}: unreadable safetensors ({error})") from error
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise WeightsError(f"{path}: unreadable JSON ({error})") from error
 
 
 def make_tiny_whisper(folder: Path, *, d_model: int = 32, layers: int = 4, seed: int = 0) -> Path:
