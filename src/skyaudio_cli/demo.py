@@ -38,7 +38,7 @@ def write_portrait(path: Path) -> None:
 
 def pick_model(out: Path) -> str:
     from skyaudio_cli.tiny import make_tiny
-    from skyaudio_cli.weights.manifest import resolve_model
+    from skyaudio_cli.weights import resolve_model
 
     try:
         resolve_model(DEFAULT_MODEL)

@@ -7,7 +7,6 @@ below must agree across components (text/image widths feed the DiT, the audio en
 channels feed its audio projection).
 """
 
-import json
 from pathlib import Path
 
 from skyaudio_cli.errors import InputError
@@ -28,6 +27,7 @@ def make_tiny(dest: Path, *, layout: str = "skyreels-v3-a2v", seed: int = 0) -> 
     from skyaudio_cli.conditioning.vae import make_tiny_vae
     from skyaudio_cli.conditioning.wav2vec2 import make_tiny_wav2vec2
     from skyaudio_cli.model.tiny import write_tiny_transformer
+    from skyaudio_cli.weights import write_local_model
 
     if layout not in LAYOUTS:
         raise InputError(f"--family {layout}: tiny models exist for {', '.join(LAYOUTS)}")
@@ -35,14 +35,13 @@ def make_tiny(dest: Path, *, layout: str = "skyreels-v3-a2v", seed: int = 0) -> 
         raise InputError(f"{dest}: folder is not empty")
     dest.mkdir(parents=True, exist_ok=True)
 
-    adapter = layout == "infinitetalk"
-    write_tiny_transformer(
+    transformer_sources = write_tiny_transformer(
         dest / "transformer",
         text_dim=TEXT_DIM,
         image_dim=IMAGE_DIM,
         audio_layers=AUDIO_LAYERS,
         audio_channels=AUDIO_CHANNELS,
-        adapter_split=adapter,
+        adapter_split=layout == "infinitetalk",
         seed=seed,
     )
     make_tiny_vae(dest / "vae", seed=seed)
@@ -50,17 +49,10 @@ def make_tiny(dest: Path, *, layout: str = "skyreels-v3-a2v", seed: int = 0) -> 
     make_tiny_image_encoder(dest / "image_encoder", dest / "image_processor", hidden_size=IMAGE_DIM, seed=seed)
     make_tiny_wav2vec2(dest / "audio_encoder", hidden_size=AUDIO_CHANNELS, num_layers=AUDIO_LAYERS, seed=seed)
 
-    components = {
-        "transformer": "transformer",
-        "vae": "vae",
-        "text_encoder": "text_encoder",
-        "tokenizer": "tokenizer",
-        "image_encoder": "image_encoder",
-        "image_processor": "image_processor",
-        "audio_encoder": "audio_encoder",
-    }
-    if adapter:
-        components["transformer_adapter"] = "transformer/infinitetalk.safetensors"
-    description = {"family": TINY_FAMILY, "layout": layout, "audio_encoder": "wav2vec2", "components": components}
-    (dest / "skyaudio_model.json").write_text(json.dumps(description, indent=2) + "\n")
+    components = {name: name for name in ("vae", "text_encoder", "tokenizer", "image_encoder", "image_processor")}
+    components["audio_encoder"] = "audio_encoder"
+    components["transformer"] = transformer_sources[0].relative_to(dest).as_posix()
+    if len(transformer_sources) > 1:
+        components["transformer_adapter"] = transformer_sources[1].relative_to(dest).as_posix()
+    write_local_model(dest, family=TINY_FAMILY, audio_encoder="wav2vec2", components=components)
     return dest

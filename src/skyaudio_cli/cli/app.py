@@ -6,8 +6,12 @@ them, so `skyaudio --help` answers instantly.
 
 import sys
 
-import click
 import typer
+
+try:  # typer >= 0.24 ships its own copy of click and raises that copy's exceptions
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer uses the click package
+    from click import exceptions as click_exceptions
 
 from skyaudio_cli import __version__
 from skyaudio_cli.cli import output
@@ -50,19 +54,20 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app and turn every failure into a one-line error."""
     wants_json = "--json" in (argv if argv is not None else sys.argv[1:])
     try:
-        app(args=argv, prog_name="skyaudio", standalone_mode=False)
-    except click.exceptions.Exit as done:
+        # Outside standalone mode click returns (not raises) the code of `typer.Exit(code)`.
+        returned = app(args=argv, prog_name="skyaudio", standalone_mode=False)
+    except typer.Exit as done:
         sys.exit(done.exit_code)
-    except click.UsageError as bad:
+    except click_exceptions.UsageError as bad:
         _fail(_usage_message(bad), EXIT_USAGE, wants_json)
     except SkyaudioError as failure:
         _fail(str(failure), failure.exit_code, wants_json)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         _fail("interrupted", EXIT_INTERRUPTED, wants_json)
-    sys.exit(0)
+    sys.exit(returned if isinstance(returned, int) else 0)
 
 
-def _usage_message(bad: click.UsageError) -> str:
+def _usage_message(bad: click_exceptions.UsageError) -> str:
     command = bad.ctx.command_path if bad.ctx is not None else "skyaudio"
     return f"{bad.format_message()} (see `{command} --help`)"
 

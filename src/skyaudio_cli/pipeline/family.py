@@ -29,7 +29,7 @@ class FamilyDefaults:
 
 
 def family_defaults(family: str) -> FamilyDefaults:
-    from skyaudio_cli.weights.manifest import get_model
+    from skyaudio_cli.weights import get_model
 
     spec = get_model(family)
     d = spec.defaults
@@ -40,8 +40,8 @@ def family_defaults(family: str) -> FamilyDefaults:
         frames_per_window=int(d.get("frames_per_window", 81)),
         steps=int(d["steps"]),
         shift=float(d["shift"]),
-        text_scale=float(d.get("text_scale", 1.0)),
-        audio_scale=float(d.get("audio_scale", 1.0)),
+        text_scale=float(d.get("text_guidance", 1.0)),
+        audio_scale=float(d.get("audio_guidance", 1.0)),
         resolution=str(d.get("resolution", "480p")),
-        random_weights=bool(d.get("random_weights", False)),
+        random_weights=spec.generated,
     )

@@ -36,7 +36,7 @@ def load_portrait(path: Path) -> Image.Image:
 
 
 def run_generate(job: GenerateJob) -> dict:
-    from skyaudio_cli.weights.manifest import resolve_model
+    from skyaudio_cli.weights import resolve_model
 
     s = job.settings
     resolved = resolve_model(s.model)

@@ -80,7 +80,7 @@ class TalkingVideoPipeline:
         on_load: Callable[[str], None] | None = None,
     ) -> "TalkingVideoPipeline":
         """Load every component of a model family (manifest name or local folder)."""
-        from skyaudio_cli.weights.manifest import resolve_model
+        from skyaudio_cli.weights import resolve_model
 
         resolved = resolve_model(str(model))
         defaults = family_defaults(resolved.family)
@@ -109,7 +109,7 @@ class TalkingVideoPipeline:
         image_encoder = ImageEncoder.from_pretrained(parts["image_encoder"], device=torch_device, dtype=torch_dtype)
         step("audio encoder")
         audio_encoder = load_audio_encoder(
-            parts["audio_encoder"], defaults.audio_encoder, device=torch_device, dtype=torch.float32
+            parts["audio_encoder"], resolved.audio_encoder, device=torch_device, dtype=torch.float32
         )
         return cls(
             transformer=transformer, vae=vae, text_encoder=text_encoder, image_encoder=image_encoder,

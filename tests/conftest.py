@@ -1,0 +1,53 @@
+"""Session-wide real inputs and the tiny random model, built once and shared by all tests."""
+
+import shutil
+import subprocess
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def speech_wav(tmp_path_factory) -> Path:
+    """About 1.5 s of real synthesised speech (espeak-ng), 22.05 kHz mono wav."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng); .ci/run installs it")
+    path = tmp_path_factory.mktemp("speech") / "speech.wav"
+    subprocess.run(["espeak-ng", "-s", "170", "-w", str(path), "Hello there, nice to meet you."], check=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def portrait_png(tmp_path_factory) -> Path:
+    """scikit-image's public-domain astronaut portrait (512x512 RGB)."""
+    from PIL import Image
+    from skimage import data
+
+    path = tmp_path_factory.mktemp("portrait") / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    from skyaudio_cli.tiny import make_tiny
+
+    return make_tiny(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def make_wav():
+    """Write float samples in [-1, 1] as a 16-bit PCM wav: `make_wav(path, samples, rate=16000)`."""
+    return write_wav
+
+
+def write_wav(path: Path, samples: np.ndarray, sample_rate: int = 16000) -> Path:
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(sample_rate)
+        handle.writeframes(pcm.tobytes())
+    return path

@@ -1,0 +1,90 @@
+"""The CLI's contract with shell scripts: exit codes, one-line errors, JSON on stdout, no torch at --help."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from skyaudio_cli.cli.app import main
+
+
+def run_cli(args, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(args)
+    captured = capsys.readouterr()
+    return done.value.code, captured.out, captured.err
+
+
+def test_help_does_not_import_torch():
+    probe = (
+        "import sys\nfrom skyaudio_cli.cli.app import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
+        "heavy = [m for m in ('torch', 'diffusers', 'transformers', 'huggingface_hub') if m in sys.modules]\n"
+        "print('HEAVY=' + ','.join(heavy))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert "generate" in done.stdout and "edit-lipsync" in done.stdout and "extend" in done.stdout
+    assert done.stdout.strip().endswith("HEAVY=")
+
+
+def test_version(capsys):
+    code, out, _ = run_cli(["--version"], capsys)
+    assert code == 0 and out.startswith("skyaudio ")
+
+
+def test_missing_audio_is_usage_error_naming_file(tmp_path, capsys, portrait_png):
+    code, out, err = run_cli(
+        ["generate", "-p", str(portrait_png), "-a", str(tmp_path / "nope.wav"), "-o", str(tmp_path / "o.mp4"), "--json"],
+        capsys,
+    )
+    assert code == 2
+    assert err.count("\n") == 1 and "nope.wav" in err and "Traceback" not in err
+    assert json.loads(out) == {"status": "error", "exit_code": 2, "error": err.strip().removeprefix("error: ")}
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_unknown_option_value_is_usage_error(tmp_path, capsys):
+    code, _, err = run_cli(["generate", "-a", "x.wav", "-o", "o.mp4", "--dtype", "fp64"], capsys)
+    assert code == 2 and "--dtype" in err and err.count("\n") == 1
+
+
+def test_existing_output_without_overwrite(tmp_path, capsys, portrait_png, make_wav):
+    audio = make_wav(tmp_path / "a.wav", np.zeros(8000))
+    existing = tmp_path / "o.mp4"
+    existing.write_bytes(b"keep me")
+    code, _, err = run_cli(["generate", "-p", str(portrait_png), "-a", str(audio), "-o", str(existing)], capsys)
+    assert code == 2 and "o.mp4" in err and "--overwrite" in err
+    assert existing.read_bytes() == b"keep me"
+
+
+def test_conflicting_dtype_and_device(tmp_path, capsys, portrait_png, make_wav):
+    audio = make_wav(tmp_path / "a.wav", np.zeros(8000))
+    code, _, err = run_cli(
+        ["generate", "-p", str(portrait_png), "-a", str(audio), "-o", str(tmp_path / "o.mp4"),
+         "--device", "cpu", "--dtype", "fp16"],
+        capsys,
+    )  # fmt: skip
+    assert code == 2 and "fp16" in err
+
+
+def test_unknown_model(tmp_path, capsys, portrait_png, make_wav):
+    audio = make_wav(tmp_path / "a.wav", np.zeros(8000))
+    code, _, err = run_cli(
+        ["generate", "-p", str(portrait_png), "-a", str(audio), "-o", str(tmp_path / "o.mp4"), "-m", "nosuch"], capsys
+    )
+    assert code == 2 and "nosuch" in err
+
+
+@pytest.mark.parametrize("command", ["edit-lipsync", "extend"])
+def test_video_commands_validate_then_report_not_available(command, tmp_path, capsys, make_wav):
+    audio = make_wav(tmp_path / "a.wav", np.zeros(8000))
+    video = tmp_path / "in.mp4"
+    code, _, err = run_cli([command, "--video", str(video), "-a", str(audio), "-o", str(tmp_path / "o.mp4")], capsys)
+    assert code == 2 and "in.mp4" in err
+    video.write_bytes(b"x")
+    code, out, err = run_cli(
+        [command, "--video", str(video), "-a", str(audio), "-o", str(tmp_path / "o.mp4"), "--json"], capsys
+    )
+    assert code == 5 and "not available yet" in err and json.loads(out)["exit_code"] == 5
