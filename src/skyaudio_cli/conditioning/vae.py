@@ -75,20 +75,20 @@ class StreamingEncoder:
     def encode_next(self, video: torch.Tensor) -> torch.Tensor:
         """[B, 3, T, H, W] in [-1, 1] -> normalised latents [B, z, T_lat, H/8, W/8] of those frames."""
         first = 0 if self._started else 1
-        frames = video.shape[2]
-        if video.ndim != 5 or frames < first or (frames - first) % TEMPORAL_STRIDE:
+        frames = video.shape[2] if video.ndim == 5 else 0
+        if frames < 1 or (frames - first) % TEMPORAL_STRIDE:
             expected = "1 + 4k" if first else "a multiple of 4"
             raise ValueError(
                 f"VAE encode expects {expected} frames in [B, 3, T, H, W], got {tuple(video.shape)}"
             )
         model = self._vae.model
-        video = video.to(device=model.device, dtype=model.dtype)
         # The first latent sees one frame, every later one four: the causal convs' strides assume it.
-        bounds = [0, first] if first else [0]
-        bounds += list(range(first + TEMPORAL_STRIDE, frames + 1, TEMPORAL_STRIDE))
+        bounds = [0, *range(first or TEMPORAL_STRIDE, frames + 1, TEMPORAL_STRIDE)]
         means = []
         for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
-            moments = model.quant_conv(self._cache.run(model.encoder, video[:, :, start:stop]))
+            # Only the current group goes to the device: long source videos stay in host memory.
+            group = video[:, :, start:stop].to(device=model.device, dtype=model.dtype)
+            moments = model.quant_conv(self._cache.run(model.encoder, group))
             means.append(moments[:, : model.config.z_dim])
         self._started = True
         return self._vae.normalise(torch.cat(means, dim=2))
@@ -105,6 +105,8 @@ class StreamingDecoder:
     @torch.inference_mode()
     def decode_next(self, latents: torch.Tensor) -> torch.Tensor:
         """Normalised [B, z, n, h, w] -> [B, 3, F, 8h, 8w] in [-1, 1]; F = 1 + 4(n-1) first, then 4n."""
+        if latents.ndim != 5 or latents.shape[2] < 1:
+            raise ValueError(f"VAE decode expects latents [B, z, n>=1, h, w], got {tuple(latents.shape)}")
         model = self._vae.model
         raw = self._vae.denormalise(latents).to(device=model.device, dtype=model.dtype)
         frames = []
