@@ -1,6 +1,6 @@
 """Cold-start time of `skyaudio --help` (must stay light: no torch/diffusers import).
 
-    python bench/cli_startup.py [--runs 10] [--json out.json]
+python bench/cli_startup.py [--runs 10] [--json out.json]
 """
 
 import argparse
@@ -24,7 +24,8 @@ def heavy_modules_imported() -> list[str]:
     probe = (
         "import sys; from skyaudio_cli.cli.app import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "print(','.join(m for m in ('torch', 'diffusers', 'transformers', 'huggingface_hub') if m in sys.modules))"
+        "heavy = ('torch', 'diffusers', 'transformers', 'huggingface_hub')\n"
+        "print(','.join(m for m in heavy if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True)
     return [m for m in done.stdout.strip().splitlines()[-1].split(",") if m]

@@ -3,7 +3,9 @@ import pytest
 from skyaudio_cli.pipeline.frame_rate import output_frame_count, resample_frame_indices
 
 
-@pytest.mark.parametrize(("duration", "fps", "frames"), [(2.0, 25, 50), (2.01, 25, 51), (0.01, 25, 1), (3.24, 25, 81)])
+@pytest.mark.parametrize(
+    ("duration", "fps", "frames"), [(2.0, 25, 50), (2.01, 25, 51), (0.01, 25, 1), (3.24, 25, 81)]
+)
 def test_output_frame_count_covers_duration_within_one_frame(duration, fps, frames):
     assert output_frame_count(duration, fps) == frames
     assert 0 <= frames / fps - duration < 1 / fps

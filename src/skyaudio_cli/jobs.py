@@ -42,7 +42,10 @@ class GenerateJob:
     settings: Settings = field(default_factory=Settings)
 
     def describe(self) -> dict:
-        return {"task": "generate", **{k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}}
+        return {
+            "task": "generate",
+            **{k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()},
+        }
 
 
 def require_file(path: Path, option: str) -> None:

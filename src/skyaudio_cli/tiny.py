@@ -46,10 +46,14 @@ def make_tiny(dest: Path, *, layout: str = "skyreels-v3-a2v", seed: int = 0) -> 
     )
     make_tiny_vae(dest / "vae", seed=seed)
     make_tiny_text_encoder(dest / "text_encoder", dest / "tokenizer", d_model=TEXT_DIM, seed=seed)
-    make_tiny_image_encoder(dest / "image_encoder", dest / "image_processor", hidden_size=IMAGE_DIM, seed=seed)
+    make_tiny_image_encoder(
+        dest / "image_encoder", dest / "image_processor", hidden_size=IMAGE_DIM, seed=seed
+    )
     make_tiny_wav2vec2(dest / "audio_encoder", hidden_size=AUDIO_CHANNELS, num_layers=AUDIO_LAYERS, seed=seed)
 
-    components = {name: name for name in ("vae", "text_encoder", "tokenizer", "image_encoder", "image_processor")}
+    components = {
+        name: name for name in ("vae", "text_encoder", "tokenizer", "image_encoder", "image_processor")
+    }
     components["audio_encoder"] = "audio_encoder"
     components["transformer"] = transformer_sources[0].relative_to(dest).as_posix()
     if len(transformer_sources) > 1:

@@ -36,12 +36,25 @@ def test_version(capsys):
 
 def test_missing_audio_is_usage_error_naming_file(tmp_path, capsys, portrait_png):
     code, out, err = run_cli(
-        ["generate", "-p", str(portrait_png), "-a", str(tmp_path / "nope.wav"), "-o", str(tmp_path / "o.mp4"), "--json"],
+        [
+            "generate",
+            "-p",
+            str(portrait_png),
+            "-a",
+            str(tmp_path / "nope.wav"),
+            "-o",
+            str(tmp_path / "o.mp4"),
+            "--json",
+        ],
         capsys,
     )
     assert code == 2
     assert err.count("\n") == 1 and "nope.wav" in err and "Traceback" not in err
-    assert json.loads(out) == {"status": "error", "exit_code": 2, "error": err.strip().removeprefix("error: ")}
+    assert json.loads(out) == {
+        "status": "error",
+        "exit_code": 2,
+        "error": err.strip().removeprefix("error: "),
+    }
     assert not (tmp_path / "o.mp4").exists()
 
 
@@ -54,7 +67,9 @@ def test_existing_output_without_overwrite(tmp_path, capsys, portrait_png, make_
     audio = make_wav(tmp_path / "a.wav", np.zeros(8000))
     existing = tmp_path / "o.mp4"
     existing.write_bytes(b"keep me")
-    code, _, err = run_cli(["generate", "-p", str(portrait_png), "-a", str(audio), "-o", str(existing)], capsys)
+    code, _, err = run_cli(
+        ["generate", "-p", str(portrait_png), "-a", str(audio), "-o", str(existing)], capsys
+    )
     assert code == 2 and "o.mp4" in err and "--overwrite" in err
     assert existing.read_bytes() == b"keep me"
 
@@ -72,7 +87,18 @@ def test_conflicting_dtype_and_device(tmp_path, capsys, portrait_png, make_wav):
 def test_unknown_model(tmp_path, capsys, portrait_png, make_wav):
     audio = make_wav(tmp_path / "a.wav", np.zeros(8000))
     code, _, err = run_cli(
-        ["generate", "-p", str(portrait_png), "-a", str(audio), "-o", str(tmp_path / "o.mp4"), "-m", "nosuch"], capsys
+        [
+            "generate",
+            "-p",
+            str(portrait_png),
+            "-a",
+            str(audio),
+            "-o",
+            str(tmp_path / "o.mp4"),
+            "-m",
+            "nosuch",
+        ],
+        capsys,
     )
     assert code == 2 and "nosuch" in err
 
@@ -81,7 +107,9 @@ def test_unknown_model(tmp_path, capsys, portrait_png, make_wav):
 def test_video_commands_validate_then_report_not_available(command, tmp_path, capsys, make_wav):
     audio = make_wav(tmp_path / "a.wav", np.zeros(8000))
     video = tmp_path / "in.mp4"
-    code, _, err = run_cli([command, "--video", str(video), "-a", str(audio), "-o", str(tmp_path / "o.mp4")], capsys)
+    code, _, err = run_cli(
+        [command, "--video", str(video), "-a", str(audio), "-o", str(tmp_path / "o.mp4")], capsys
+    )
     assert code == 2 and "in.mp4" in err
     video.write_bytes(b"x")
     code, out, err = run_cli(

@@ -48,6 +48,8 @@ def test_after_step_sees_next_timestep_and_can_overwrite():
         seen.append(t_next)
         return torch.zeros_like(latents)
 
-    out = sample_euler(lambda x, t: torch.ones_like(x), torch.ones(1), shifted_timesteps(3, 2.0), after_step=after)
+    out = sample_euler(
+        lambda x, t: torch.ones_like(x), torch.ones(1), shifted_timesteps(3, 2.0), after_step=after
+    )
     assert out.item() == 0.0
     assert seen[-1] == 0.0 and len(seen) == 3 and math.isclose(seen[0], float(shifted_timesteps(3, 2.0)[1]))

@@ -4,7 +4,7 @@ Declared once as `Annotated` aliases so the three commands stay in step; default
 "use the model family's default from weights.toml".
 """
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,19 +14,19 @@ GENERATION = "Generation"
 RUNTIME = "Runtime"
 
 
-class Device(str, Enum):
+class Device(StrEnum):
     auto = "auto"
     cuda = "cuda"
     cpu = "cpu"
 
 
-class DType(str, Enum):
+class DType(StrEnum):
     bf16 = "bf16"
     fp16 = "fp16"
     fp32 = "fp32"
 
 
-class Attention(str, Enum):
+class Attention(StrEnum):
     auto = "auto"
     sdpa = "sdpa"
     xformers = "xformers"
@@ -34,7 +34,8 @@ class Attention(str, Enum):
 
 
 AudioOpt = Annotated[
-    Path, typer.Option("--audio", "-a", help="Speech audio (wav, mp3, m4a, flac, ogg, or a video's audio track).")
+    Path,
+    typer.Option("--audio", "-a", help="Speech audio (wav, mp3, m4a, flac, ogg, or a video's audio track)."),
 ]
 OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Output .mp4 (written atomically).")]
 VideoOpt = Annotated[Path, typer.Option("--video", "-v", help="Input video.")]
@@ -47,9 +48,7 @@ NegativePromptOpt = Annotated[
 ]
 ModelOpt = Annotated[
     str,
-    typer.Option(
-        "--model", "-m", help="Model family from `skyaudio weights list`, or a local model folder."
-    ),
+    typer.Option("--model", "-m", help="Model family from `skyaudio weights list`, or a local model folder."),
 ]
 ResolutionOpt = Annotated[
     str | None,
@@ -58,9 +57,14 @@ ResolutionOpt = Annotated[
         rich_help_panel=GENERATION,
     ),
 ]
-SeedOpt = Annotated[int, typer.Option(min=0, help="Random seed (same seed, same video).", rich_help_panel=GENERATION)]
+SeedOpt = Annotated[
+    int, typer.Option(min=0, help="Random seed (same seed, same video).", rich_help_panel=GENERATION)
+]
 StepsOpt = Annotated[
-    int | None, typer.Option(min=1, max=1000, help="Denoising steps (default from the model).", rich_help_panel=GENERATION)
+    int | None,
+    typer.Option(
+        min=1, max=1000, help="Denoising steps (default from the model).", rich_help_panel=GENERATION
+    ),
 ]
 ShiftOpt = Annotated[
     float | None, typer.Option(min=0.01, help="Timestep shift of the sampler.", rich_help_panel=GENERATION)
@@ -71,10 +75,15 @@ TextScaleOpt = Annotated[
 ]
 AudioScaleOpt = Annotated[
     float | None,
-    typer.Option("--audio-scale", min=0.0, help="Audio guidance scale (1 = off).", rich_help_panel=GENERATION),
+    typer.Option(
+        "--audio-scale", min=0.0, help="Audio guidance scale (1 = off).", rich_help_panel=GENERATION
+    ),
 ]
 FpsOpt = Annotated[
-    float | None, typer.Option(min=1.0, max=120.0, help="Output frame rate (model native: 25).", rich_help_panel=GENERATION)
+    float | None,
+    typer.Option(
+        min=1.0, max=120.0, help="Output frame rate (model native: 25).", rich_help_panel=GENERATION
+    ),
 ]
 MaxAudioOpt = Annotated[
     float, typer.Option("--max-audio-seconds", min=0.1, help="Refuse longer audio.", rich_help_panel=RUNTIME)
@@ -84,6 +93,9 @@ DeviceOpt = Annotated[Device, typer.Option(help="Where to run.", rich_help_panel
 DTypeOpt = Annotated[DType, typer.Option(help="Weight/compute dtype.", rich_help_panel=RUNTIME)]
 AttentionOpt = Annotated[
     Attention,
-    typer.Option(help="Attention backend (auto: xformers on CUDA when installed, else PyTorch SDPA).", rich_help_panel=RUNTIME),
+    typer.Option(
+        help="Attention backend (auto: xformers on CUDA when installed, else PyTorch SDPA).",
+        rich_help_panel=RUNTIME,
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON result object on stdout.")]

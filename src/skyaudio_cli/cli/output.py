@@ -30,3 +30,17 @@ def error_line(message: str) -> None:
 def emit_json(result: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
     sys.stdout.flush()
+
+
+def quiet_libraries() -> None:
+    """Silence transformers/diffusers info logs and their per-file progress bars.
+
+    Called by commands before they import model code: the CLI shows its own progress, and
+    library chatter on stderr (e.g. 'Loading weights 0/39') buries the lines users need.
+    """
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    for library in (transformers_logging, diffusers_logging):
+        library.set_verbosity_error()
+        library.disable_progress_bar()

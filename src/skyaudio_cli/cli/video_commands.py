@@ -40,7 +40,9 @@ def generate(
     output_path: OutputOpt,
     portrait: Annotated[
         Path | None,
-        typer.Option("--portrait", "-p", help="Portrait image (png/jpg/webp) or video (first frame is used)."),
+        typer.Option(
+            "--portrait", "-p", help="Portrait image (png/jpg/webp) or video (first frame is used)."
+        ),
     ] = None,
     prompt: PromptOpt = None,
     negative_prompt: NegativePromptOpt = None,
@@ -78,6 +80,7 @@ def generate(
         ),
     )  # fmt: skip
     validate_generate(job)
+    output.quiet_libraries()
     from skyaudio_cli.pipeline.run import run_generate
 
     started = time.monotonic()
@@ -117,7 +120,9 @@ def extend(
     video: VideoOpt,
     audio: AudioOpt,
     output_path: OutputOpt,
-    append_only: Annotated[bool, typer.Option(help="Write only the new continuation, not the original.")] = False,
+    append_only: Annotated[
+        bool, typer.Option(help="Write only the new continuation, not the original.")
+    ] = False,
     prompt: PromptOpt = None,
     negative_prompt: NegativePromptOpt = None,
     model: ModelOpt = DEFAULT_MODEL,
@@ -142,7 +147,13 @@ def extend(
 
 
 def _validate_video_task(
-    video: Path, audio: Path, output_path: Path, overwrite: bool, resolution: str | None, device: Device, dtype: DType
+    video: Path,
+    audio: Path,
+    output_path: Path,
+    overwrite: bool,
+    resolution: str | None,
+    device: Device,
+    dtype: DType,
 ) -> None:
     from skyaudio_cli.errors import InputError
     from skyaudio_cli.jobs import validate_settings

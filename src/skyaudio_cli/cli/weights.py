@@ -128,9 +128,10 @@ def make_tiny_command(
     seed: int = typer.Option(0, min=0, help="Seed of the random weights."),
     json_output: bool = _JSON,
 ) -> None:
-    """Write a tiny random model in the real release's file layout (for tests and smoke runs; outputs noise)."""
+    """Write a tiny random model in a real release's file layout (tests, smoke runs; outputs noise)."""
     from skyaudio_cli.tiny import make_tiny
 
+    output.quiet_libraries()
     made = make_tiny(folder, layout=family, seed=seed)
     if json_output:
         output.emit_json({"status": "ok", "path": str(made), "family": "tiny-random", "layout": family})

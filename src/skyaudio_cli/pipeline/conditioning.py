@@ -27,7 +27,9 @@ def known_frames_mask(known: torch.Tensor, height: int, width: int) -> torch.Ten
     latent_frames = latent_frame_count(known.numel())
     per_frame = torch.cat([known[:1].repeat(LATENT_FRAME_STRIDE), known[1:]]).float()
     mask = per_frame.view(latent_frames, LATENT_FRAME_STRIDE).transpose(0, 1)
-    return mask[None, :, :, None, None].expand(1, LATENT_FRAME_STRIDE, latent_frames, height, width).contiguous()
+    return (
+        mask[None, :, :, None, None].expand(1, LATENT_FRAME_STRIDE, latent_frames, height, width).contiguous()
+    )
 
 
 def reference_video(reference: torch.Tensor, num_frames: int) -> torch.Tensor:

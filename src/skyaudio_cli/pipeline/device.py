@@ -17,7 +17,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA GPU is visible to PyTorch (check drivers / CUDA_VISIBLE_DEVICES)")
+        raise InputError(
+            "--device cuda: no CUDA GPU is visible to PyTorch (check drivers / CUDA_VISIBLE_DEVICES)"
+        )
     return torch.device(name)
 
 
@@ -41,7 +43,9 @@ def resolve_attention_backend(name: str, device: torch.device) -> str:
         return "native"
     package = {"xformers": "xformers", "flash": "flash_attn"}[name]
     if not _importable(package):
-        raise InputError(f"--attention {name}: the {package} package is not installed (pip install 'skyaudio[cuda]')")
+        raise InputError(
+            f"--attention {name}: the {package} package is not installed (pip install 'skyaudio[cuda]')"
+        )
     if device.type != "cuda":
         raise InputError(f"--attention {name}: needs a CUDA device; use --attention sdpa on {device.type}")
     return name

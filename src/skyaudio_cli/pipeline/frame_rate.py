@@ -8,7 +8,9 @@ def output_frame_count(duration: float, fps: float) -> int:
     return max(1, math.ceil(round(duration * fps, 6)))
 
 
-def resample_frame_indices(num_frames: int, source_fps: float, target_fps: float, duration: float) -> list[int]:
+def resample_frame_indices(
+    num_frames: int, source_fps: float, target_fps: float, duration: float
+) -> list[int]:
     """Indices into `num_frames` model frames for a `target_fps` video lasting `duration` seconds.
 
     Each output frame shows the model frame whose time span contains the output frame's start, so

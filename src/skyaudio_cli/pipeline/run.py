@@ -6,6 +6,7 @@ from PIL import Image
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from skyaudio_cli.cli import output
+from skyaudio_cli.conditioning.audio_features import num_video_frames
 from skyaudio_cli.errors import InputError, RuntimeFailure
 from skyaudio_cli.jobs import GenerateJob
 from skyaudio_cli.media.audio import audio_duration, check_audio, load_audio, normalize_loudness
@@ -52,6 +53,13 @@ def run_generate(job: GenerateJob) -> dict:
 
     speech = load_audio(job.audio, sample_rate=SAMPLE_RATE)
     check_audio(speech, job.audio, max_seconds=s.max_audio_seconds)
+    num_frames = num_video_frames(speech.size, SAMPLE_RATE, defaults.fps)
+    if num_frames > defaults.frames_per_window:
+        raise InputError(
+            f"--audio {job.audio}: {speech.size / SAMPLE_RATE:.2f} s is longer than one window "
+            f"({defaults.frames_per_window} frames = {defaults.frames_per_window / defaults.fps:.2f} s), "
+            "the most this version generates; long video is not available yet"
+        )
     speech = normalize_loudness(speech, SAMPLE_RATE)
     portrait = load_portrait(job.portrait)
 
@@ -68,7 +76,8 @@ def run_generate(job: GenerateJob) -> dict:
         video = pipe(
             portrait=portrait, audio=speech, prompt=s.prompt, negative_prompt=s.negative_prompt,
             resolution=s.resolution, seed=s.seed, steps=s.steps, shift=s.shift, text_scale=s.text_scale,
-            audio_scale=s.audio_scale, progress=lambda done, total: bar.update(task, completed=done, total=total),
+            audio_scale=s.audio_scale,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
         )  # fmt: skip
 
     fps = s.fps or video.fps
@@ -84,7 +93,9 @@ def run_generate(job: GenerateJob) -> dict:
             for index in indices:
                 writer.write(video.frames[index])
     except OSError as failure:
-        raise RuntimeFailure(f"{job.output}: could not write video ({failure.strerror or failure})") from failure
+        raise RuntimeFailure(
+            f"{job.output}: could not write video ({failure.strerror or failure})"
+        ) from failure
     return {
         "output": str(job.output),
         "model": resolved.family,
@@ -109,4 +120,3 @@ def _progress() -> Progress:
         console=output.stderr,
         transient=False,
     )
-

@@ -106,7 +106,9 @@ class TalkingVideoPipeline:
             parts["text_encoder"], parts["tokenizer"], device=torch_device, dtype=torch_dtype
         )
         step("image encoder")
-        image_encoder = ImageEncoder.from_pretrained(parts["image_encoder"], device=torch_device, dtype=torch_dtype)
+        image_encoder = ImageEncoder.from_pretrained(
+            parts["image_encoder"], device=torch_device, dtype=torch_dtype
+        )
         step("audio encoder")
         audio_encoder = load_audio_encoder(
             parts["audio_encoder"], resolved.audio_encoder, device=torch_device, dtype=torch.float32
@@ -125,7 +127,8 @@ class TalkingVideoPipeline:
             seconds = self.defaults.frames_per_window / self.defaults.fps
             raise InputError(
                 f"audio is {audio.size / SAMPLE_RATE:.2f} s; this version generates up to one window "
-                f"({self.defaults.frames_per_window} frames = {seconds:.2f} s) — long video is not available yet"
+                f"({self.defaults.frames_per_window} frames = {seconds:.2f} s)"
+                "; long video is not available yet"
             )
 
     @torch.no_grad()
@@ -134,7 +137,9 @@ class TalkingVideoPipeline:
         return embeddings[:1].to(self.dtype), embeddings[1:].to(self.dtype)
 
     @torch.no_grad()
-    def encode_reference(self, portrait: Image.Image, width: int, height: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_reference(
+        self, portrait: Image.Image, width: int, height: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Pixels [1, 3, 1, H, W] in [-1, 1] and CLIP tokens [1, N, C] of the cropped portrait."""
         cropped = np.asarray(resize_center_crop(portrait, width, height), dtype=np.float32)
         pixels = torch.from_numpy(cropped).permute(2, 0, 1)[None, :, None] / 127.5 - 1.0
@@ -161,7 +166,9 @@ class TalkingVideoPipeline:
         _, _, frames, height, width = condition.shape
         generator = torch.Generator("cpu").manual_seed(seed)
         # Noise is drawn on the CPU so the same seed gives the same video on any device.
-        noise = torch.randn((1, self.vae.z_dim, frames, height, width), generator=generator, dtype=torch.float32)
+        noise = torch.randn(
+            (1, self.vae.z_dim, frames, height, width), generator=generator, dtype=torch.float32
+        )
         return noise.to(self.device)
 
     @torch.no_grad()
@@ -179,7 +186,12 @@ class TalkingVideoPipeline:
         progress: ProgressFn | None = None,
     ) -> torch.Tensor:
         passes = scales.passes()
-        text_for = {Pass.COND: text, Pass.DROP_TEXT: negative_text, Pass.DROP_AUDIO: text, Pass.UNCOND: negative_text}
+        text_for = {
+            Pass.COND: text,
+            Pass.DROP_TEXT: negative_text,
+            Pass.DROP_AUDIO: text,
+            Pass.UNCOND: negative_text,
+        }
         silent = torch.zeros_like(audio)
         audio_for = {Pass.COND: audio, Pass.DROP_TEXT: audio, Pass.DROP_AUDIO: silent, Pass.UNCOND: silent}
         # All guidance passes go through the transformer as one batch.
@@ -189,7 +201,9 @@ class TalkingVideoPipeline:
         condition_batch = condition.expand(len(passes), -1, -1, -1, -1)
 
         def velocity(x: torch.Tensor, t: float) -> torch.Tensor:
-            model_input = torch.cat([x.to(self.dtype).expand(len(passes), -1, -1, -1, -1), condition_batch], dim=1)
+            model_input = torch.cat(
+                [x.to(self.dtype).expand(len(passes), -1, -1, -1, -1), condition_batch], dim=1
+            )
             timestep = torch.full((len(passes),), t, device=self.device, dtype=torch.float32)
             out = self.transformer(
                 hidden_states=model_input,

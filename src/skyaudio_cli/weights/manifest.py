@@ -23,14 +23,13 @@ Schema (validated strictly, so a typo fails loudly instead of silently downloadi
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-
-import tomllib
 
 from skyaudio_cli.errors import InputError, WeightsError
 
