@@ -25,10 +25,10 @@ def heavy_modules_imported() -> list[str]:
         "import sys; from skyaudio_cli.cli.app import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
         "heavy = ('torch', 'diffusers', 'transformers', 'huggingface_hub')\n"
-        "print(','.join(m for m in heavy if m in sys.modules))"
+        "print('HEAVY=' + ','.join(m for m in heavy if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True)
-    return [m for m in done.stdout.strip().splitlines()[-1].split(",") if m]
+    return [m for m in done.stdout.strip().splitlines()[-1].removeprefix("HEAVY=").split(",") if m]
 
 
 def main() -> None:
