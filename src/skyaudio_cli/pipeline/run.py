@@ -12,9 +12,10 @@ from skyaudio_cli.jobs import GenerateJob
 from skyaudio_cli.media.audio import audio_duration, check_audio, load_audio, normalize_loudness
 from skyaudio_cli.media.image import load_image
 from skyaudio_cli.media.video import VideoWriter, iter_frames, probe_video
+from skyaudio_cli.pipeline.cache import PipelineCache, PipelineKey
 from skyaudio_cli.pipeline.family import family_defaults
 from skyaudio_cli.pipeline.frame_rate import resample_frame_indices
-from skyaudio_cli.pipeline.talking_video import SAMPLE_RATE, TalkingVideoPipeline
+from skyaudio_cli.pipeline.talking_video import SAMPLE_RATE
 
 # Muxed audio is decoded at this rate so the output keeps the input's quality, not the 16 kHz
 # the audio encoder needs.
@@ -36,7 +37,8 @@ def load_portrait(path: Path) -> Image.Image:
         frames.close()
 
 
-def run_generate(job: GenerateJob) -> dict:
+def run_generate(job: GenerateJob, pipelines: PipelineCache | None = None) -> dict:
+    """Run one job; pass a shared `pipelines` cache to reuse loaded models across jobs."""
     from skyaudio_cli.weights import resolve_model
 
     s = job.settings
@@ -63,12 +65,10 @@ def run_generate(job: GenerateJob) -> dict:
     speech = normalize_loudness(speech, SAMPLE_RATE)
     portrait = load_portrait(job.portrait)
 
+    pipelines = pipelines or PipelineCache()
     with output.stderr.status("loading model...") as status:
-        pipe = TalkingVideoPipeline.from_pretrained(
-            s.model,
-            device=s.device,
-            dtype=s.dtype,
-            attention=s.attention,
+        pipe = pipelines.get(
+            PipelineKey(s.model, s.device, s.dtype, s.attention),
             on_load=lambda part: status.update(f"loading {part}..."),
         )
     with _progress() as bar:

@@ -1,0 +1,47 @@
+"""Loaded pipelines kept for reuse, so many jobs in one process load each model once."""
+
+import gc
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from skyaudio_cli.pipeline.talking_video import TalkingVideoPipeline
+
+
+@dataclass(frozen=True)
+class PipelineKey:
+    model: str
+    device: str
+    dtype: str
+    attention: str
+
+
+class PipelineCache:
+    """Holds at most `capacity` loaded pipelines; loading a new one evicts the oldest first."""
+
+    def __init__(self, capacity: int = 1) -> None:
+        self.capacity = capacity
+        self._loaded: dict[PipelineKey, TalkingVideoPipeline] = {}
+
+    def get(self, key: PipelineKey, on_load: Callable[[str], None] | None = None) -> TalkingVideoPipeline:
+        if key not in self._loaded:
+            # Evict before loading: two 19B models do not fit side by side on one GPU.
+            while len(self._loaded) >= self.capacity:
+                self._loaded.pop(next(iter(self._loaded)))
+                release_memory()
+            self._loaded[key] = TalkingVideoPipeline.from_pretrained(
+                key.model, device=key.device, dtype=key.dtype, attention=key.attention, on_load=on_load
+            )
+        return self._loaded[key]
+
+    def clear(self) -> None:
+        self._loaded.clear()
+        release_memory()
+
+
+def release_memory() -> None:
+    """Return freed tensors' memory to the system/driver (after an eviction or an OOM)."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
