@@ -10,7 +10,12 @@ EXIT_USAGE = 2
 EXIT_WEIGHTS = 3
 EXIT_RUNTIME = 4
 EXIT_NOT_AVAILABLE = 5
+# `skyaudio batch` only: some jobs failed (others succeeded or were already complete) / none succeeded.
+EXIT_BATCH_SOME_FAILED = 6
+EXIT_BATCH_NONE_SUCCEEDED = 7
 EXIT_INTERRUPTED = 130
+# 128 + SIGTERM, what a shell reports for a terminated process; schedulers send SIGTERM on preemption.
+EXIT_TERMINATED = 143
 
 
 class SkyaudioError(Exception):
