@@ -1,6 +1,7 @@
 """Loaded pipelines kept for reuse, so many jobs in one process load each model once."""
 
 import gc
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ class PipelineCache:
 
     def __init__(self, capacity: int = 1) -> None:
         self.capacity = capacity
+        # Seconds spent loading so far: batch results report which job paid for a model load.
+        self.load_seconds = 0.0
         self._loaded: dict[PipelineKey, TalkingVideoPipeline] = {}
 
     def get(self, key: PipelineKey, on_load: Callable[[str], None] | None = None) -> TalkingVideoPipeline:
@@ -30,9 +33,11 @@ class PipelineCache:
             while len(self._loaded) >= self.capacity:
                 self._loaded.pop(next(iter(self._loaded)))
                 release_memory()
+            started = time.monotonic()
             self._loaded[key] = TalkingVideoPipeline.from_pretrained(
                 key.model, device=key.device, dtype=key.dtype, attention=key.attention, on_load=on_load
             )
+            self.load_seconds += time.monotonic() - started
         return self._loaded[key]
 
     def clear(self) -> None:
