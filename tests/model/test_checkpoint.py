@@ -142,8 +142,11 @@ def test_wrong_shape_and_duplicate_keys_are_weights_errors(tmp_path):
 def test_missing_or_foreign_sources_are_weights_errors(tmp_path):
     with pytest.raises(WeightsError, match="not found"):
         load_transformer(tmp_path / "nowhere")
+    (tmp_path / "model.bin").write_bytes(b"pickle")
+    with pytest.raises(WeightsError, match="not a .safetensors or .pth file"):
+        load_transformer(tmp_path / "model.bin")
     (tmp_path / "model.pth").write_bytes(b"pickle")
-    with pytest.raises(WeightsError, match="not a .safetensors file"):
+    with pytest.raises(WeightsError, match="not a loadable weights-only checkpoint"):
         load_transformer(tmp_path / "model.pth")
     (tmp_path / "broken.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(WeightsError, match="not a readable safetensors file"):

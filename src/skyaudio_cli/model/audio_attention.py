@@ -34,7 +34,7 @@ def _local_token_offset(parallel_config: ParallelConfig | None, total_tokens: in
 
 
 def frame_grouped_attention(
-    attn: "AudioCrossAttention",
+    attn: "FrameAudioAttention",
     hidden_states: torch.Tensor,
     audio_tokens: torch.Tensor,
     tokens_per_frame: int,
@@ -53,13 +53,15 @@ def frame_grouped_attention(
     frames_here = math.ceil((lead + local_tokens) / tokens_per_frame)
     trail = frames_here * tokens_per_frame - lead - local_tokens
 
-    query = attn.q_linear(hidden_states)
+    query = attn.project_query(hidden_states)
     if lead or trail:
         query = F.pad(query, (0, 0, lead, trail))
     query = query.reshape(batch * frames_here, tokens_per_frame, attn.heads, -1)
 
     frame_audio = audio_tokens[:, first_frame : first_frame + frames_here].flatten(0, 1)
-    key, value = attn.kv_linear(frame_audio).unflatten(-1, (2, attn.heads, -1)).unbind(2)
+    key, value = (
+        projected.unflatten(-1, (attn.heads, -1)) for projected in attn.project_key_value(frame_audio)
+    )
 
     out = dispatch_attention_fn(
         query,
@@ -72,7 +74,7 @@ def frame_grouped_attention(
         parallel_config=None,
     )
     out = out.reshape(batch, frames_here * tokens_per_frame, -1)[:, lead : lead + local_tokens]
-    return attn.proj(out.type_as(hidden_states))
+    return attn.project_output(out.type_as(hidden_states))
 
 
 class AudioAttnProcessor:
@@ -88,7 +90,7 @@ class AudioAttnProcessor:
 
     def __call__(
         self,
-        attn: "AudioCrossAttention",
+        attn: "FrameAudioAttention",
         hidden_states: torch.Tensor,
         audio_tokens: torch.Tensor,
         tokens_per_frame: int,
@@ -107,11 +109,13 @@ class AudioAttnProcessor:
         )
 
 
-class AudioCrossAttention(nn.Module, AttentionModuleMixin):
-    """Video-token queries against per-frame audio tokens: no q/k norm, no gate, biases everywhere.
+class FrameAudioAttention(nn.Module, AttentionModuleMixin):
+    """Video-token queries against the audio tokens of their own latent frame.
 
-    ``kv_linear`` stays stacked (first half keys, second half values) exactly as released, so the
-    checkpoint tensors load as they are; for the same reason qkv fusion is not offered.
+    Subclasses own the projections (their names are the release's state-dict keys) and implement
+    ``project_query`` / ``project_key_value`` / ``project_output``; the grouping and the backend
+    dispatch are shared. The release layouts keep their tensors as they are, so qkv fusion is not
+    offered.
     """
 
     _default_processor_cls = AudioAttnProcessor
@@ -119,18 +123,48 @@ class AudioCrossAttention(nn.Module, AttentionModuleMixin):
     _supports_qkv_fusion = False
     is_cross_attention = True
 
-    def __init__(
-        self, dim: int, heads: int, audio_token_dim: int, processor: AudioAttnProcessor | None = None
-    ):
+    def __init__(self, heads: int, processor: AudioAttnProcessor | None) -> None:
         super().__init__()
         self.heads = heads
-        self.q_linear = nn.Linear(dim, dim)
-        self.kv_linear = nn.Linear(audio_token_dim, 2 * dim)
-        self.proj = nn.Linear(dim, dim)
         self.set_processor(processor if processor is not None else AudioAttnProcessor())
+
+    def project_query(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def project_key_value(self, audio_tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def project_output(self, attended: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     def forward(
         self, hidden_states: torch.Tensor, audio_tokens: torch.Tensor, tokens_per_frame: int
     ) -> torch.Tensor:
         """``hidden_states`` ``[B, L, dim]``, ``audio_tokens`` ``[B, F_lat, N, audio_token_dim]``."""
         return self.processor(self, hidden_states, audio_tokens, tokens_per_frame)
+
+
+class AudioCrossAttention(FrameAudioAttention):
+    """The a2v / InfiniteTalk audio attention: no q/k norm, no gate, biases everywhere.
+
+    ``kv_linear`` stays stacked (first half keys, second half values) exactly as released, so the
+    checkpoint tensors load as they are.
+    """
+
+    def __init__(
+        self, dim: int, heads: int, audio_token_dim: int, processor: AudioAttnProcessor | None = None
+    ):
+        super().__init__(heads, processor)
+        self.q_linear = nn.Linear(dim, dim)
+        self.kv_linear = nn.Linear(audio_token_dim, 2 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def project_query(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.q_linear(hidden_states)
+
+    def project_key_value(self, audio_tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        key, value = self.kv_linear(audio_tokens).chunk(2, dim=-1)
+        return key, value
+
+    def project_output(self, attended: torch.Tensor) -> torch.Tensor:
+        return self.proj(attended)

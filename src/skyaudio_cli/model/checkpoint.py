@@ -1,15 +1,17 @@
-"""Load the audio-conditioned Wan DiT from its released checkpoints into ``AudioWanTransformer3DModel``.
+"""Load the audio-conditioned Wan DiT from its released checkpoints.
 
-Accepts the original Wan/InfiniteTalk/SkyReels key names (converted here) or already-converted
+Accepts the original Wan/InfiniteTalk/SkyReels/HuMo key names (converted here) or already-converted
 diffusers names, as one file, a sharded folder, or several sources whose union is the model (Wan2.1
-base shards + the InfiniteTalk audio adapter). Tensors are read one at a time from memory-mapped
-safetensors, cast once and assigned into a meta-device model, so host RAM peaks at about the final
+base shards + the InfiniteTalk audio adapter). The audio keys tell the layout: a2v/InfiniteTalk
+builds ``AudioWanTransformer3DModel``, HuMo ``HumoTransformer3DModel``. Tensors are read one at a
+time from memory-mapped safetensors (or a weights-only, memory-mapped ``.pth`` such as HuMo-1.7B's
+``ema.pth``), cast once and assigned into a meta-device model, so host RAM peaks at about the final
 model plus one tensor; every key is checked strictly against the model before any data is read.
 """
 
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -19,12 +21,20 @@ from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffu
 from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
 from safetensors import SafetensorError, safe_open
 
+from ..conditioning.checkpoint_files import load_pth_state_dict
 from ..errors import WeightsError
+from .humo_transformer import HUMO_AUDIO_CONFIG, HumoTransformer3DModel
 from .transformer import TEXT_TOKENS, AudioWanTransformer3DModel
 
 ORIGINAL_PREFIX = "model.diffusion_model."
-# Audio modules carry the same names in the original release and in our model.
-_AUDIO_KEY = re.compile(r"^(audio_proj\.|blocks\.\d+\.(norm_x|audio_cross_attn)\.)")
+# Audio modules: the a2v release uses our names; HuMo's wrap the same kinds of modules differently.
+_AUDIO_KEY = re.compile(r"^(audio_proj\.|blocks\.\d+\.(norm_x|audio_cross_attn|audio_cross_attn_wrapper)\.)")
+_HUMO_AUDIO_RENAMES = (
+    (re.compile(r"^audio_proj\.audio_proj_glob_(\d)\.layer\."), r"audio_proj.proj\1."),
+    (re.compile(r"^audio_proj\.audio_proj_glob_norm\.layer\."), "audio_proj.norm."),
+    (re.compile(r"^(blocks\.\d+)\.audio_cross_attn_wrapper\.norm1_audio\."), r"\1.norm_x."),
+    (re.compile(r"^(blocks\.\d+)\.audio_cross_attn_wrapper\.audio_cross_attn\."), r"\1.audio_cross_attn."),
+)
 _DIFFUSERS_MARKER = "condition_embedder."
 _DEFAULT_HEAD_DIM = 128
 # Wan-style config.json names (as released) -> our config names; sizes always come from tensor shapes.
@@ -66,7 +76,7 @@ def _folder_weight_files(folder: Path) -> list[Path]:
 
 
 def resolve_checkpoint(files: Sequence[Path] | Path) -> tuple[list[Path], list[Path]]:
-    """Expand folders and files into (safetensors files, config.json files)."""
+    """Expand folders and files into (weight files: safetensors or .pth, config.json files)."""
     sources = [Path(files)] if isinstance(files, (str, Path)) else [Path(f) for f in files]
     weights: list[Path] = []
     configs: list[Path] = []
@@ -75,24 +85,41 @@ def resolve_checkpoint(files: Sequence[Path] | Path) -> tuple[list[Path], list[P
             weights.extend(_folder_weight_files(source))
             if (source / "config.json").is_file():
                 configs.append(source / "config.json")
-        elif source.is_file() and source.name.endswith(".safetensors"):
+        elif source.is_file() and source.suffix in (".safetensors", ".pth"):
             weights.append(source)
         elif source.exists():
-            raise WeightsError(f"{source}: not a .safetensors file or a folder of them")
+            raise WeightsError(f"{source}: not a .safetensors or .pth file, nor a folder of them")
         else:
             raise WeightsError(f"{source}: not found")
     return weights, configs
 
 
+def _open(stack: ExitStack, path: Path) -> Any:
+    """A memory-mapped safetensors handle, or the state dict of a weights-only, memory-mapped .pth."""
+    if path.suffix == ".pth":
+        return load_pth_state_dict(path)
+    try:
+        return stack.enter_context(safe_open(str(path), framework="pt", device="cpu"))
+    except (SafetensorError, OSError) as error:
+        raise WeightsError(f"{path}: not a readable safetensors file ({error})") from error
+
+
+def _stored_shape(handle: Any, key: str) -> tuple[int, ...]:
+    if isinstance(handle, dict):
+        return tuple(handle[key].shape)
+    return tuple(handle.get_slice(key).get_shape())
+
+
+def _stored_tensor(handle: Any, key: str) -> torch.Tensor:
+    return handle[key] if isinstance(handle, dict) else handle.get_tensor(key)
+
+
 def _open_all(stack: ExitStack, weight_files: list[Path]) -> dict[str, tuple[Any, Path]]:
-    """Map every stored key to its (open memory-mapped handle, file)."""
+    """Map every stored key to its (open memory-mapped handle or state dict, file)."""
     located: dict[str, tuple[Any, Path]] = {}
     for path in weight_files:
-        try:
-            handle = stack.enter_context(safe_open(str(path), framework="pt", device="cpu"))
-        except (SafetensorError, OSError) as error:
-            raise WeightsError(f"{path}: not a readable safetensors file ({error})") from error
-        stored_keys = handle.keys()  # a safe_open handle is not iterable
+        handle = _open(stack, path)
+        stored_keys = list(handle.keys())  # a safe_open handle is not iterable
         for key in stored_keys:
             if key in located:
                 raise WeightsError(f"{path}: key {key!r} is also stored in {located[key][1]}")
@@ -109,13 +136,22 @@ def model_key_names(stored_keys: Sequence[str]) -> dict[str, str]:
     """
     if any(key.startswith(_DIFFUSERS_MARKER) for key in stored_keys):
         return {key: key for key in stored_keys}
-    names = {key.removeprefix(ORIGINAL_PREFIX): key for key in stored_keys if is_audio_key(key)}
+    audio_keys = [key for key in stored_keys if is_audio_key(key)]
+    names = {_audio_model_name(key.removeprefix(ORIGINAL_PREFIX)): key for key in audio_keys}
     base = {key: key for key in stored_keys if not is_audio_key(key)}
     converted = convert_wan_transformer_to_diffusers(base)
     if len(converted) != len(stored_keys) - len(names):
         raise WeightsError("two checkpoint keys convert to the same model parameter")
     names.update(converted)
     return names
+
+
+def _audio_model_name(key: str) -> str:
+    for pattern, replacement in _HUMO_AUDIO_RENAMES:
+        renamed, count = pattern.subn(replacement, key)
+        if count:
+            return renamed
+    return key
 
 
 def _file_config(config_files: list[Path]) -> dict[str, Any]:
@@ -131,6 +167,11 @@ def _file_config(config_files: list[Path]) -> dict[str, Any]:
     return merged
 
 
+def is_humo_layout(shapes: dict[str, tuple[int, ...]]) -> bool:
+    """HuMo's single audio MLP has no separate branch for later latent frames (a2v's ``proj1_vf``)."""
+    return "audio_proj.proj1.weight" in shapes and "audio_proj.proj1_vf.weight" not in shapes
+
+
 def infer_config(shapes: dict[str, tuple[int, ...]], hints: dict[str, Any], source: str) -> dict[str, Any]:
     """Model config from tensor shapes (diffusers names); heads, eps and the audio window/stride, which
     shapes cannot tell, from ``hints`` (config.json values or caller overrides) or the release defaults."""
@@ -140,23 +181,16 @@ def infer_config(shapes: dict[str, tuple[int, ...]], hints: dict[str, Any], sour
             raise WeightsError(f"{source}: missing key for {key!r}")
         return shapes[key]
 
+    audio = _humo_audio_config if is_humo_layout(shapes) else _a2v_audio_config
+    return {**_backbone_config(shapes, shape, hints, source), **audio(shape, hints, source)}
+
+
+def _backbone_config(shapes, shape, hints: dict[str, Any], source: str) -> dict[str, Any]:
     dim, in_channels, *patch_size = shape("patch_embedding.weight")
     heads = hints.get("num_attention_heads", dim // _DEFAULT_HEAD_DIM)
     if heads <= 0 or dim % heads:
         raise WeightsError(f"{source}: cannot split dim {dim} into {heads} heads; set num_attention_heads")
     patch_volume = patch_size[0] * patch_size[1] * patch_size[2]
-
-    window = hints.get("audio_window", _DEFAULT_AUDIO_WINDOW)
-    vae_scale = hints.get("audio_vae_scale", _DEFAULT_VAE_SCALE)
-    hidden, first_inputs = shape("audio_proj.proj1.weight")
-    later_inputs = shape("audio_proj.proj1_vf.weight")[1]
-    feature_dim = first_inputs // window
-    if first_inputs % window or later_inputs != (window + vae_scale - 1) * feature_dim:
-        raise WeightsError(
-            f"{source}: audio_proj shapes {first_inputs}/{later_inputs} do not fit a {window}-frame window"
-            f" and VAE time stride {vae_scale}"
-        )
-    token_dim = shape("audio_proj.norm.weight")[0]
     image_norm = shapes.get("condition_embedder.image_embedder.norm1.weight")
     added_kv = shapes.get("blocks.0.attn2.add_k_proj.weight")
     return {
@@ -175,10 +209,36 @@ def infer_config(shapes: dict[str, tuple[int, ...]], hints: dict[str, Any], sour
         "image_dim": image_norm[0] if image_norm else None,
         "added_kv_proj_dim": added_kv[1] if added_kv else None,
         "rope_max_seq_len": hints.get("rope_max_seq_len", 1024),
-        "audio_window": window,
-        "audio_vae_scale": vae_scale,
+    }
+
+
+def _a2v_audio_config(shape, hints: dict[str, Any], source: str) -> dict[str, Any]:
+    window = hints.get("audio_window", _DEFAULT_AUDIO_WINDOW)
+    vae_scale = hints.get("audio_vae_scale", _DEFAULT_VAE_SCALE)
+    hidden, first_inputs = shape("audio_proj.proj1.weight")
+    later_inputs = shape("audio_proj.proj1_vf.weight")[1]
+    feature_dim = first_inputs // window
+    if first_inputs % window or later_inputs != (window + vae_scale - 1) * feature_dim:
+        raise WeightsError(
+            f"{source}: audio_proj shapes {first_inputs}/{later_inputs} do not fit a {window}-frame window"
+            f" and VAE time stride {vae_scale}"
+        )
+    return {"audio_window": window, "audio_vae_scale": vae_scale, **_audio_mlp_config(shape, feature_dim)}
+
+
+def _humo_audio_config(shape, hints: dict[str, Any], source: str) -> dict[str, Any]:
+    window = hints.get("audio_window", HUMO_AUDIO_CONFIG["audio_window"])
+    inputs = shape("audio_proj.proj1.weight")[1]
+    if inputs % window:
+        raise WeightsError(f"{source}: audio_proj input size {inputs} does not fit a {window}-frame window")
+    return {"audio_window": window, **_audio_mlp_config(shape, inputs // window)}
+
+
+def _audio_mlp_config(shape, feature_dim: int) -> dict[str, Any]:
+    token_dim = shape("audio_proj.norm.weight")[0]
+    return {
         "audio_feature_dim": feature_dim,
-        "audio_hidden_dim": hidden,
+        "audio_hidden_dim": shape("audio_proj.proj2.weight")[0],
         "audio_tokens": shape("audio_proj.proj3.weight")[0] // token_dim,
         "audio_token_dim": token_dim,
     }
@@ -204,7 +264,7 @@ def _check_keys_strictly(
     for name, parameter in expected.items():
         stored = names[name]
         handle, path = located[stored]
-        stored_shape = tuple(handle.get_slice(stored).get_shape())
+        stored_shape = _stored_shape(handle, stored)
         if stored_shape != tuple(parameter.shape):
             raise WeightsError(
                 f"{path}: {stored!r} has shape {stored_shape}, expected {tuple(parameter.shape)}"
@@ -216,17 +276,28 @@ def _keeps_fp32(model: AudioWanTransformer3DModel, name: str) -> bool:
     return any(part in model._keep_in_fp32_modules for part in name.split("."))
 
 
+def _declare_dtypes(model: AudioWanTransformer3DModel, dtype: torch.dtype) -> None:
+    """Give every (meta) tensor the dtype it will be stored in; the loader then casts to exactly that."""
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        tensor.data = tensor.data.to(torch.float32 if _keeps_fp32(model, name) else dtype)
+
+
+def _place(tensor: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """One memory-mapped tensor on ``device`` in ``dtype``, cast on whichever side moves fewer bytes."""
+    if dtype.itemsize < tensor.dtype.itemsize:
+        return tensor.to(dtype=dtype).to(device=device)
+    return tensor.to(device=device).to(dtype=dtype)
+
+
 def _cast_tensors(
     model: AudioWanTransformer3DModel,
     names: dict[str, str],
     located: dict[str, tuple[Any, Path]],
     device: torch.device,
-    dtype: torch.dtype,
 ) -> Iterator[tuple[str, torch.Tensor]]:
-    for name in model.state_dict():
+    for name, declared in model.state_dict().items():
         handle, _ = located[names[name]]
-        target = torch.float32 if _keeps_fp32(model, name) else dtype
-        yield name, handle.get_tensor(names[name]).to(device=device, dtype=target)
+        yield name, _place(_stored_tensor(handle, names[name]), device, declared.dtype)
 
 
 def load_transformer(
@@ -235,6 +306,7 @@ def load_transformer(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.bfloat16,
     config: dict[str, Any] | None = None,
+    before_weights: Callable[[AudioWanTransformer3DModel], None] | None = None,
 ) -> AudioWanTransformer3DModel:
     """Build ``AudioWanTransformer3DModel`` from released weights, cast once to ``dtype`` on ``device``.
 
@@ -242,6 +314,10 @@ def load_transformer(
     ``config.json``), a single ``.safetensors`` file, or a list of these whose union is the model.
     ``config`` overrides inferred config values (diffusers names). Raises WeightsError naming the file
     and key for anything missing, unexpected, duplicated or mis-shaped.
+    ``before_weights`` runs on the empty (meta) model before any tensor is read; the dtypes it leaves
+    are the ones tensors are stored in (FP8 layerwise casting declares its storage this way).
+    Tensors go one at a time from the memory map to ``device``: host RAM holds at most one cast tensor
+    beyond the mapped pages, which the kernel can drop.
     """
     weight_files, config_files = resolve_checkpoint(files)
     source = ", ".join(str(path) for path in weight_files)
@@ -249,16 +325,18 @@ def load_transformer(
     with ExitStack() as stack:
         located = _open_all(stack, weight_files)
         names = model_key_names(list(located))
-        shapes = {name: tuple(located[key][0].get_slice(key).get_shape()) for name, key in names.items()}
+        shapes = {name: _stored_shape(located[key][0], key) for name, key in names.items()}
         hints = {**_file_config(config_files), **(config or {})}
         model_config = {**infer_config(shapes, hints, source), **(config or {})}
 
+        model_class = HumoTransformer3DModel if is_humo_layout(shapes) else AudioWanTransformer3DModel
         with torch.device("meta"):
-            model = AudioWanTransformer3DModel(**model_config)
+            model = model_class(**model_config)
         _check_keys_strictly(model.state_dict(), names, located, source)
-        model.load_state_dict(
-            dict(_cast_tensors(model, names, located, device, dtype)), strict=True, assign=True
-        )
+        _declare_dtypes(model, dtype)
+        if before_weights is not None:
+            before_weights(model)
+        model.load_state_dict(dict(_cast_tensors(model, names, located, device)), strict=True, assign=True)
 
     # Non-persistent buffers are not in the checkpoint: rebuild the RoPE tables (angles in fp64) for real.
     model.rope = WanRotaryPosEmbed(

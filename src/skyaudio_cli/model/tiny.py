@@ -13,8 +13,10 @@ from safetensors.torch import save_file
 
 from .checkpoint import is_audio_key
 
-SHARD_NAME = "diffusion_pytorch_model-{index:05d}-of-{count:05d}.safetensors"
-INDEX_NAME = "diffusion_pytorch_model.safetensors.index.json"
+WAN_SHARD_BASE = "diffusion_pytorch_model"
+# HuMo-17B's shards are indexed by humo.safetensors.index.json; HuMo-1.7B is one EMA state dict.
+HUMO_SHARD_BASE = "humo"
+HUMO_PTH_NAME = "ema.pth"
 ADAPTER_NAME = "infinitetalk.safetensors"
 _PATCH = (1, 2, 2)
 
@@ -25,6 +27,51 @@ def _linear(key: str, out_features: int, in_features: int) -> dict[str, tuple[in
 
 def _layer_norm(key: str, dim: int) -> dict[str, tuple[int, ...]]:
     return {f"{key}.weight": (dim,), f"{key}.bias": (dim,)}
+
+
+def backbone_key_shapes(
+    *,
+    dim: int,
+    layers: int,
+    ffn: int,
+    freq_dim: int,
+    text_dim: int,
+    image_dim: int | None,
+    in_channels: int,
+    out_channels: int = 16,
+) -> dict[str, tuple[int, ...]]:
+    """The Wan2.1 keys with their shapes: I2V with CLIP tokens, or T2V when image_dim is None."""
+    shapes: dict[str, tuple[int, ...]] = {
+        "patch_embedding.weight": (dim, in_channels, *_PATCH),
+        "patch_embedding.bias": (dim,),
+        **_linear("text_embedding.0", dim, text_dim),
+        **_linear("text_embedding.2", dim, dim),
+        **_linear("time_embedding.0", dim, freq_dim),
+        **_linear("time_embedding.2", dim, dim),
+        **_linear("time_projection.1", 6 * dim, dim),
+        **_linear("head.head", out_channels * math.prod(_PATCH), dim),
+        "head.modulation": (1, 2, dim),
+    }
+    if image_dim is not None:
+        shapes.update(_layer_norm("img_emb.proj.0", image_dim))
+        shapes.update(_linear("img_emb.proj.1", image_dim, image_dim))
+        shapes.update(_linear("img_emb.proj.3", dim, image_dim))
+        shapes.update(_layer_norm("img_emb.proj.4", dim))
+    cross_projections = ["q", "k", "v", "o"] + (["k_img", "v_img"] if image_dim is not None else [])
+    for n in range(layers):
+        block = f"blocks.{n}"
+        for attention, projections in (("self_attn", "qkvo"), ("cross_attn", cross_projections)):
+            for projection in projections:
+                shapes.update(_linear(f"{block}.{attention}.{projection}", dim, dim))
+            shapes[f"{block}.{attention}.norm_q.weight"] = (dim,)
+            shapes[f"{block}.{attention}.norm_k.weight"] = (dim,)
+        if image_dim is not None:
+            shapes[f"{block}.cross_attn.norm_k_img.weight"] = (dim,)
+        shapes.update(_layer_norm(f"{block}.norm3", dim))
+        shapes.update(_linear(f"{block}.ffn.0", ffn, dim))
+        shapes.update(_linear(f"{block}.ffn.2", dim, ffn))
+        shapes[f"{block}.modulation"] = (1, 6, dim)
+    return shapes
 
 
 def original_key_shapes(
@@ -45,46 +92,64 @@ def original_key_shapes(
     audio_token_dim: int,
 ) -> dict[str, tuple[int, ...]]:
     """Every key of the released a2v / InfiniteTalk DiT with its shape (Linear weights are [out, in])."""
-    shapes: dict[str, tuple[int, ...]] = {
-        "patch_embedding.weight": (dim, in_channels, *_PATCH),
-        "patch_embedding.bias": (dim,),
-        **_linear("text_embedding.0", dim, text_dim),
-        **_linear("text_embedding.2", dim, dim),
-        **_linear("time_embedding.0", dim, freq_dim),
-        **_linear("time_embedding.2", dim, dim),
-        **_linear("time_projection.1", 6 * dim, dim),
-        **_layer_norm("img_emb.proj.0", image_dim),
-        **_linear("img_emb.proj.1", image_dim, image_dim),
-        **_linear("img_emb.proj.3", dim, image_dim),
-        **_layer_norm("img_emb.proj.4", dim),
-        **_linear("head.head", out_channels * math.prod(_PATCH), dim),
-        "head.modulation": (1, 2, dim),
-        **_linear("audio_proj.proj1", audio_hidden, audio_window * audio_feature_dim),
-        **_linear("audio_proj.proj1_vf", audio_hidden, (audio_window + vae_scale - 1) * audio_feature_dim),
-        **_linear("audio_proj.proj2", audio_hidden, audio_hidden),
-        **_linear("audio_proj.proj3", audio_tokens * audio_token_dim, audio_hidden),
-        **_layer_norm("audio_proj.norm", audio_token_dim),
-    }
+    shapes = backbone_key_shapes(
+        dim=dim, layers=layers, ffn=ffn, freq_dim=freq_dim, text_dim=text_dim, image_dim=image_dim,
+        in_channels=in_channels, out_channels=out_channels,
+    )  # fmt: skip
+    shapes.update(_linear("audio_proj.proj1", audio_hidden, audio_window * audio_feature_dim))
+    shapes.update(
+        _linear("audio_proj.proj1_vf", audio_hidden, (audio_window + vae_scale - 1) * audio_feature_dim)
+    )
+    shapes.update(_linear("audio_proj.proj2", audio_hidden, audio_hidden))
+    shapes.update(_linear("audio_proj.proj3", audio_tokens * audio_token_dim, audio_hidden))
+    shapes.update(_layer_norm("audio_proj.norm", audio_token_dim))
     for n in range(layers):
         block = f"blocks.{n}"
-        for attention, projections in (
-            ("self_attn", "qkvo"),
-            ("cross_attn", ["q", "k", "v", "o", "k_img", "v_img"]),
-        ):
-            for projection in projections:
-                shapes.update(_linear(f"{block}.{attention}.{projection}", dim, dim))
-            shapes[f"{block}.{attention}.norm_q.weight"] = (dim,)
-            shapes[f"{block}.{attention}.norm_k.weight"] = (dim,)
-        shapes[f"{block}.cross_attn.norm_k_img.weight"] = (dim,)
-        shapes.update(_layer_norm(f"{block}.norm3", dim))
-        shapes.update(_linear(f"{block}.ffn.0", ffn, dim))
-        shapes.update(_linear(f"{block}.ffn.2", dim, ffn))
-        shapes[f"{block}.modulation"] = (1, 6, dim)
         shapes.update(_linear(f"{block}.audio_cross_attn.q_linear", dim, dim))
         shapes.update(_linear(f"{block}.audio_cross_attn.kv_linear", 2 * dim, audio_token_dim))
         shapes.update(_linear(f"{block}.audio_cross_attn.proj", dim, dim))
         shapes.update(_layer_norm(f"{block}.norm_x", dim))
-    return shapes
+    return _model_level_keys_first(shapes)
+
+
+def humo_key_shapes(
+    *,
+    dim: int,
+    layers: int,
+    ffn: int,
+    freq_dim: int,
+    text_dim: int,
+    in_channels: int,
+    audio_window: int = 8,
+    audio_feature_dim: int,
+    audio_hidden: int,
+    audio_tokens: int,
+    audio_token_dim: int,
+) -> dict[str, tuple[int, ...]]:
+    """Every key of a released HuMo DiT (Wan2.1 T2V + HuMo's audio modules) with its shape."""
+    shapes = backbone_key_shapes(
+        dim=dim, layers=layers, ffn=ffn, freq_dim=freq_dim, text_dim=text_dim, image_dim=None,
+        in_channels=in_channels,
+    )  # fmt: skip
+    projection = "audio_proj.audio_proj_glob_{}.layer"
+    shapes.update(_linear(projection.format(1), audio_hidden, audio_window * audio_feature_dim))
+    shapes.update(_linear(projection.format(2), audio_hidden, audio_hidden))
+    shapes.update(_linear(projection.format(3), audio_tokens * audio_token_dim, audio_hidden))
+    shapes.update(_layer_norm(projection.format("norm"), audio_token_dim))
+    for n in range(layers):
+        wrapper = f"blocks.{n}.audio_cross_attn_wrapper"
+        shapes.update(_layer_norm(f"{wrapper}.norm1_audio", dim))
+        inputs = {"q": dim, "k": audio_token_dim, "v": audio_token_dim, "o": dim}
+        for projection_name, in_features in inputs.items():
+            shapes.update(_linear(f"{wrapper}.audio_cross_attn.{projection_name}", dim, in_features))
+        shapes[f"{wrapper}.audio_cross_attn.norm_q.weight"] = (dim,)
+        shapes[f"{wrapper}.audio_cross_attn.norm_k.weight"] = (dim,)
+    return _model_level_keys_first(shapes)
+
+
+def _model_level_keys_first(shapes: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    # As the releases order them: embeddings, head and audio projection, then block by block.
+    return {key: shapes[key] for key in sorted(shapes, key=lambda key: key.startswith("blocks."))}
 
 
 def _random_tensor(key: str, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
@@ -116,18 +181,20 @@ def _wan_config(dim: int, heads: int, layers: int, ffn: int, freq_dim: int, in_c
     }
 
 
-def _write_shards(folder: Path, tensors: dict[str, torch.Tensor], shards: int) -> None:
+def _write_shards(
+    folder: Path, tensors: dict[str, torch.Tensor], shards: int, base: str = WAN_SHARD_BASE
+) -> None:
     keys = list(tensors)
     per_shard = math.ceil(len(keys) / shards)
     weight_map = {}
     for index in range(shards):
-        name = SHARD_NAME.format(index=index + 1, count=shards)
+        name = f"{base}-{index + 1:05d}-of-{shards:05d}.safetensors"
         chunk = keys[index * per_shard : (index + 1) * per_shard]
         save_file({key: tensors[key] for key in chunk}, str(folder / name))
         weight_map.update(dict.fromkeys(chunk, name))
     total_size = sum(t.numel() * t.element_size() for t in tensors.values())
     index_json = {"metadata": {"total_size": total_size}, "weight_map": weight_map}
-    (folder / INDEX_NAME).write_text(json.dumps(index_json, indent=2))
+    (folder / f"{base}.safetensors.index.json").write_text(json.dumps(index_json, indent=2))
 
 
 def write_tiny_transformer(
@@ -186,3 +253,43 @@ def write_tiny_transformer(
     adapter.parent.mkdir(exist_ok=True)
     save_file({k: t for k, t in tensors.items() if is_audio_key(k)}, str(adapter))
     return [folder, adapter]
+
+
+def write_tiny_humo_transformer(
+    folder: Path,
+    *,
+    dim: int = 256,
+    layers: int = 2,
+    ffn: int = 256,
+    freq_dim: int = 32,
+    text_dim: int = 32,
+    audio_layers: int = 5,
+    audio_channels: int = 16,
+    audio_hidden: int = 32,
+    audio_tokens: int = 4,
+    audio_token_dim: int = 24,
+    in_channels: int = 36,
+    shards: int = 2,
+    seed: int = 0,
+) -> Path:
+    """Write a random HuMo DiT in the release layout; returns what to pass to ``load_transformer``.
+
+    The release has no config.json, so the head count comes from dim / 128 as there: keep dim a
+    multiple of 128.
+
+    ``in_channels`` 36 (noise + mask + condition latents) is HuMo-17B's layout: sharded safetensors
+    with ``humo.safetensors.index.json``, no config.json. 16 is HuMo-1.7B's: one ``ema.pth``.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    shapes = humo_key_shapes(
+        dim=dim, layers=layers, ffn=ffn, freq_dim=freq_dim, text_dim=text_dim, in_channels=in_channels,
+        audio_feature_dim=audio_layers * audio_channels, audio_hidden=audio_hidden,
+        audio_tokens=audio_tokens, audio_token_dim=audio_token_dim,
+    )  # fmt: skip
+    generator = torch.Generator().manual_seed(seed)
+    tensors = {key: _random_tensor(key, shape, generator) for key, shape in shapes.items()}
+    if in_channels == 16:
+        torch.save(tensors, folder / HUMO_PTH_NAME)
+        return folder / HUMO_PTH_NAME
+    _write_shards(folder, tensors, shards, base=HUMO_SHARD_BASE)
+    return folder

@@ -11,13 +11,14 @@ from typing import Any
 import torch
 from diffusers.configuration_utils import register_to_config
 from diffusers.hooks._helpers import TransformerBlockMetadata, TransformerBlockRegistry
+from diffusers.models._modeling_parallel import ContextParallelInput, ContextParallelOutput
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.normalization import FP32LayerNorm
 from diffusers.models.transformers.transformer_wan import WanTransformer3DModel, WanTransformerBlock
 from diffusers.utils import apply_lora_scale
 from torch import nn
 
-from .audio_attention import AudioCrossAttention
+from .audio_attention import AudioCrossAttention, FrameAudioAttention
 from .audio_projection import AudioProjModel
 
 # Wan's I2V cross-attention finds the image tokens as "everything before the last 512": text must be
@@ -44,7 +45,13 @@ class Float64SinusoidalTimesteps(nn.Module):
 
 
 class AudioWanTransformerBlock(WanTransformerBlock):
-    """Wan block with the audio cross-attention between the text/image cross-attention and the FFN."""
+    """Wan block with the audio cross-attention between the text/image cross-attention and the FFN.
+
+    Families differ only in the attention module itself (``audio_attention_class``): both apply it as
+    ``x + attn(LayerNorm_affine(x), audio_tokens)``.
+    """
+
+    audio_attention_class: type[FrameAudioAttention] = AudioCrossAttention
 
     def __init__(
         self,
@@ -59,7 +66,7 @@ class AudioWanTransformerBlock(WanTransformerBlock):
     ) -> None:
         super().__init__(dim, ffn_dim, num_heads, qk_norm, cross_attn_norm, eps, added_kv_proj_dim)
         self.norm_x = FP32LayerNorm(dim, eps, elementwise_affine=True)
-        self.audio_cross_attn = AudioCrossAttention(dim, num_heads, audio_token_dim)
+        self.audio_cross_attn = self.audio_attention_class(dim, num_heads, audio_token_dim)
 
     def forward(
         self,
@@ -104,9 +111,23 @@ class AudioWanTransformer3DModel(WanTransformer3DModel):
 
     _no_split_modules = ["AudioWanTransformerBlock"]
     _repeated_blocks = ["AudioWanTransformerBlock"]
+    block_class: type[AudioWanTransformerBlock] = AudioWanTransformerBlock
     # Beyond the stock list: the audio input norm, and the time projection / output head, which the
     # original computes in fp32 (its modulation vectors must not be rounded to bf16).
     _keep_in_fp32_modules = [*WanTransformer3DModel._keep_in_fp32_modules, "norm_x", "time_proj", "proj_out"]
+    # FP8 storage leaves the audio projection alone too: it is small and feeds every block.
+    _skip_layerwise_casting_patterns = [*WanTransformer3DModel._skip_layerwise_casting_patterns, "audio_proj"]
+    # Sequence parallel: the video tokens are split at the first block and gathered after the head;
+    # text/image context and audio tokens stay whole on every rank (the audio attention finds each
+    # local token's frame from its global index).
+    _cp_plan = {
+        "rope": {
+            0: ContextParallelInput(split_dim=1, expected_dims=4, split_output=True),
+            1: ContextParallelInput(split_dim=1, expected_dims=4, split_output=True),
+        },
+        "blocks.0": {"hidden_states": ContextParallelInput(split_dim=1, expected_dims=3, split_output=False)},
+        "proj_out": ContextParallelOutput(gather_dim=1, expected_dims=3),
+    }
 
     @register_to_config
     def __init__(
@@ -159,7 +180,7 @@ class AudioWanTransformer3DModel(WanTransformer3DModel):
         self.condition_embedder.timesteps_proj = Float64SinusoidalTimesteps(freq_dim)
         self.blocks = nn.ModuleList(
             [
-                AudioWanTransformerBlock(
+                self.block_class(
                     inner_dim,
                     ffn_dim,
                     num_attention_heads,
@@ -172,9 +193,15 @@ class AudioWanTransformer3DModel(WanTransformer3DModel):
                 for _ in range(num_layers)
             ]
         )
-        self.audio_proj = AudioProjModel(
-            audio_window, audio_vae_scale, audio_feature_dim, audio_hidden_dim, audio_tokens, audio_token_dim
-        )
+        self.audio_proj = self.build_audio_projection()
+
+    def build_audio_projection(self) -> nn.Module:
+        """Per-video-frame audio windows -> per-latent-frame tokens (the a2v two-branch MLP)."""
+        c = self.config
+        return AudioProjModel(
+            c.audio_window, c.audio_vae_scale, c.audio_feature_dim, c.audio_hidden_dim, c.audio_tokens,
+            c.audio_token_dim,
+        )  # fmt: skip
 
     def _embed_conditions(
         self,
