@@ -31,6 +31,36 @@ def portrait_png(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def moving_face_frames() -> np.ndarray:
+    """30 frames (25 fps, 320x240) of the astronaut portrait drifting and zooming by a few pixels,
+    with frames 12-14 blank grey (no face): [30, 240, 320, 3] uint8."""
+    import cv2
+    from skimage import data
+
+    portrait = data.astronaut()
+    frames = []
+    for t in range(30):
+        scale = 0.47 * (1 + 0.02 * np.sin(t / 6))
+        shift_x, shift_y = 40 + 3 * np.sin(t / 4), -2 + 2 * np.cos(t / 5)
+        warp = np.array([[scale, 0, shift_x], [0, scale, shift_y]])
+        frames.append(cv2.warpAffine(portrait, warp, (320, 240), borderMode=cv2.BORDER_REPLICATE))
+    frames = np.stack(frames)
+    frames[12:15] = 128
+    return frames
+
+
+@pytest.fixture(scope="session")
+def face_video(tmp_path_factory, moving_face_frames) -> Path:
+    """`moving_face_frames` written as an H.264 mp4 at 25 fps, no audio."""
+    from skyaudio_cli.media.video import VideoWriter
+
+    path = tmp_path_factory.mktemp("face_video") / "face.mp4"
+    with VideoWriter(path, fps=25, width=320, height=240, crf=12) as writer:
+        writer.write(moving_face_frames)
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     from skyaudio_cli.tiny import make_tiny
 
