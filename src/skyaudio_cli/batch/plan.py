@@ -1,0 +1,116 @@
+"""Before any model loads: select this shard's jobs, validate every one, and decide what to skip.
+
+Every invalid line is known (and reported together) before the first job starts; jobs whose
+output is already complete are skipped under `--resume`.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from skyaudio_cli.batch.completion import incomplete_reason
+from skyaudio_cli.batch.manifest import BatchJob, ManifestLine, parse_line
+from skyaudio_cli.batch.results import FAILED, SKIPPED, JobResult
+from skyaudio_cli.batch.tasks import task_spec
+from skyaudio_cli.errors import InputError, SkyaudioError
+
+
+@dataclass(frozen=True)
+class Shard:
+    """`K/N`: the jobs whose index is K modulo N, so N machines share a manifest with no coordinator."""
+
+    k: int
+    n: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Shard":
+        k, _, n = text.partition("/")
+        if not (k.isdigit() and n.isdigit()) or int(n) == 0:
+            raise InputError(f"--shard {text}: expected K/N with whole numbers, e.g. 0/4")
+        if int(k) >= int(n):
+            raise InputError(f"--shard {text}: K must be between 0 and N-1")
+        return cls(int(k), int(n))
+
+    def selects(self, index: int) -> bool:
+        return index % self.n == self.k
+
+
+@dataclass
+class Plan:
+    to_run: list[BatchJob]
+    decided: list[JobResult]  # failed validation, or skipped as complete
+
+    @property
+    def indices(self) -> list[int]:
+        return sorted([job.index for job in self.to_run] + [result.index for result in self.decided])
+
+
+def plan_batch(lines: list[ManifestLine], *, shard: Shard | None, resume: bool, device: str | None) -> Plan:
+    """`device` (from --devices) replaces every job's device before it is validated."""
+    parsed: dict[int, BatchJob | SkyaudioError] = {}
+    for line in lines:
+        try:
+            parsed[line.index] = parse_line(line)
+        except SkyaudioError as bad:
+            parsed[line.index] = bad
+    # Over the whole manifest, not just this shard: two shards writing one file would race.
+    first_writer = _first_writers(parsed.values())
+    plan = Plan(to_run=[], decided=[])
+    for line in lines:
+        if shard is not None and not shard.selects(line.index):
+            continue
+        outcome = parsed[line.index]
+        try:
+            if isinstance(outcome, SkyaudioError):
+                raise outcome
+            planned = _plan_job(outcome, first_writer, resume=resume, device=device)
+        except SkyaudioError as bad:
+            planned = _invalid(line, outcome, bad)
+        (plan.decided if isinstance(planned, JobResult) else plan.to_run).append(planned)
+    return plan
+
+
+def _plan_job(
+    parsed: BatchJob, first_writer: dict[Path, int], *, resume: bool, device: str | None
+) -> BatchJob | JobResult:
+    """The job to run, or its result when it is skipped as complete; raises when it is invalid."""
+    job = parsed.job if device is None else _on_device(parsed.job, device)
+    earlier = first_writer[job.output.resolve()]
+    if earlier != parsed.line:
+        raise InputError(f"output {job.output}: line {earlier} writes the same file")
+    spec = task_spec(parsed.task)
+    if job.output.exists() and resume:
+        reason = incomplete_reason(job.output, spec.expected_seconds(job))
+        if reason is None:
+            return JobResult(parsed.line, parsed.index, parsed.task, SKIPPED, str(job.output))
+        if not job.overwrite:
+            raise InputError(
+                f"output file {job.output} exists but is not a complete result ({reason}); delete it "
+                'or set "overwrite": true'
+            )
+    elif job.output.exists() and not job.overwrite:
+        raise InputError(
+            f'output file already exists: {job.output} (set "overwrite": true on the line to replace it, '
+            "or pass --resume to skip complete outputs)"
+        )
+    spec.validate(job)
+    return dataclasses.replace(parsed, job=job)
+
+
+def _invalid(line: ManifestLine, parsed: BatchJob | SkyaudioError, bad: SkyaudioError) -> JobResult:
+    if isinstance(parsed, SkyaudioError):  # the line did not even parse: no task, no output
+        return JobResult(line.number, line.index, None, FAILED, None, bad.exit_code, error=str(bad))
+    output = str(parsed.job.output)
+    return JobResult(line.number, line.index, parsed.task, FAILED, output, bad.exit_code, error=str(bad))
+
+
+def _first_writers(parsed) -> dict[Path, int]:
+    first: dict[Path, int] = {}
+    for outcome in parsed:
+        if isinstance(outcome, BatchJob):
+            first.setdefault(outcome.job.output.resolve(), outcome.line)
+    return first
+
+
+def _on_device(job, device: str):
+    return dataclasses.replace(job, settings=dataclasses.replace(job.settings, device=device))

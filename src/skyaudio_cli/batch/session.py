@@ -1,0 +1,88 @@
+"""One `skyaudio batch` run: read, plan, run, report; returns the batch's exit code."""
+
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from skyaudio_cli.batch.manifest import read_manifest
+from skyaudio_cli.batch.plan import Plan, Shard, plan_batch
+from skyaudio_cli.batch.results import FAILED, OK, SKIPPED, ResultStream, batch_exit_code
+from skyaudio_cli.batch.runner import run_jobs
+from skyaudio_cli.batch.signals import Terminated, exit_code_for, sigterm_raises
+from skyaudio_cli.batch.workers import job_device, parse_devices, run_on_devices
+from skyaudio_cli.cli import output
+from skyaudio_cli.errors import EXIT_OK, EXIT_USAGE
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    manifest: str  # a JSONL file, or "-" for stdin
+    results: Path | None = None  # None: stdout
+    validate_only: bool = False
+    resume: bool = False
+    fail_fast: bool = False
+    shard: str | None = None  # "K/N"
+    devices: str | None = None  # "0,1,2,3" or "cpu,cpu"
+
+
+def run_batch(options: BatchOptions) -> int:
+    from skyaudio_cli.media.video import check_output_path
+
+    started = time.monotonic()
+    shard = Shard.parse(options.shard) if options.shard else None
+    devices = parse_devices(options.devices) if options.devices else None
+    if options.results is not None:
+        check_output_path(options.results, overwrite=True, suffixes=(".jsonl",))
+    lines = read_manifest(options.manifest)
+    plan = plan_batch(lines, shard=shard, resume=options.resume, device=devices and job_device(devices))
+    invalid = _report_plan(plan)
+    if options.validate_only:
+        return EXIT_USAGE if invalid else EXIT_OK
+    if options.fail_fast and invalid:
+        plan.to_run = []
+
+    with ExitStack() as stack:
+        sink = sys.stdout if options.results is None else stack.enter_context(options.results.open("w"))
+        stream = ResultStream(sink, plan.indices)
+        for result in plan.decided:
+            stream.add(result)
+        try:
+            with sigterm_raises():
+                _run(plan, devices, stream, options.fail_fast)
+        except (KeyboardInterrupt, Terminated) as stop:
+            stream.close()
+            output.error_line(
+                f"interrupted after {len(stream.results)} results; the job in progress was abandoned and "
+                "left no file; run again with --resume to continue"
+            )
+            return exit_code_for(stop)
+        stream.close()
+    results = stream.results
+    counts = {status: sum(r.status == status for r in results) for status in (OK, SKIPPED, FAILED)}
+    output.info(
+        f"batch: {counts[OK]} ok, {counts[SKIPPED]} skipped (complete), {counts[FAILED]} failed "
+        f"in {time.monotonic() - started:.1f} s"
+    )
+    return batch_exit_code(results)
+
+
+def _report_plan(plan: Plan) -> int:
+    """Print every invalid line at once, before any model loads; returns how many there are."""
+    invalid = [result for result in plan.decided if result.status == FAILED]
+    for result in invalid:
+        output.error_line(f"line {result.line}: {result.error}")
+    skipped = len(plan.decided) - len(invalid)
+    output.info(f"batch: {len(plan.to_run)} jobs to run, {skipped} already complete, {len(invalid)} invalid")
+    return len(invalid)
+
+
+def _run(plan: Plan, devices: list[str] | None, stream: ResultStream, fail_fast: bool) -> None:
+    if not plan.to_run:
+        return
+    if devices is None:
+        output.quiet_libraries()
+        run_jobs(plan.to_run, stream.add, fail_fast=fail_fast, total=len(plan.to_run))
+    else:
+        run_on_devices(plan.to_run, devices, stream.add, fail_fast=fail_fast)

@@ -1,0 +1,76 @@
+"""The task registry: what a manifest line's `"task"` names, and how to check and run it.
+
+A task plugs into `skyaudio batch` by registering its job dataclass, its cheap validation, its
+runner and the CLI subcommand with the same options (whose declared ranges and choices the manifest
+parser reuses, so the command line and manifests accept exactly the same values).
+"""
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from skyaudio_cli.errors import InputError, NotAvailableError
+
+# Every task the tool declares; one missing from the registry is "not available yet".
+DECLARED_TASKS = ("generate", "edit-lipsync", "extend")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    job_type: type
+    validate: Callable[[Any], None]
+    # "module:function" taking (job, pipelines=PipelineCache) and returning a result dict; imported
+    # when the first job runs, because model code imports torch and validation must stay light.
+    run: str
+    command: Callable[..., None]
+    # Seconds a complete output of the job lasts (None when unknown): how --resume tells a
+    # finished output from a stale one.
+    expected_seconds: Callable[[Any], float | None]
+
+    def runner(self) -> Callable[..., dict]:
+        module, function = self.run.split(":")
+        return getattr(importlib.import_module(module), function)
+
+
+_REGISTRY: dict[str, TaskSpec] = {}
+
+
+def register(spec: TaskSpec) -> None:
+    _REGISTRY[spec.name] = spec
+
+
+def task_spec(name: str) -> TaskSpec:
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if name in DECLARED_TASKS:
+        raise NotAvailableError(f'task "{name}" is not available yet in this version')
+    raise InputError(f'unknown task "{name}" (use one of: {", ".join(DECLARED_TASKS)})')
+
+
+def _audio_seconds(audio: Path) -> float:
+    from skyaudio_cli.media.audio import audio_duration, load_audio
+
+    return audio_duration(load_audio(audio))
+
+
+def _register_builtin_tasks() -> None:
+    from skyaudio_cli.cli.video_commands import generate
+    from skyaudio_cli.jobs import GenerateJob, validate_generate
+
+    register(
+        TaskSpec(
+            name="generate",
+            job_type=GenerateJob,
+            validate=validate_generate,
+            run="skyaudio_cli.pipeline.run:run_generate",
+            command=generate,
+            # The video lasts as long as its speech (to one frame).
+            expected_seconds=lambda job: _audio_seconds(job.audio),
+        )
+    )
+
+
+_register_builtin_tasks()
