@@ -12,12 +12,18 @@ from pathlib import Path
 from skyaudio_cli.errors import InputError
 
 TINY_FAMILY = "tiny-random"
-LAYOUTS = ("skyreels-v3-a2v", "infinitetalk")
+TINY_HUMO_FAMILY = "tiny-humo"
+# HuMo layouts: the 17B's 36-channel DiT in sharded safetensors, the 1.7B's 16-channel one in ema.pth.
+HUMO_IN_CHANNELS = {"humo-17b": 36, "humo-1.7b": 16}
+LAYOUTS = ("skyreels-v3-a2v", "infinitetalk", *HUMO_IN_CHANNELS)
 
 TEXT_DIM = 32
 IMAGE_DIM = 32
 AUDIO_LAYERS = 2
 AUDIO_CHANNELS = 32
+# Tiny Whisper: 4 encoder layers (HuMo averages 4 groups of them) of this width.
+WHISPER_CHANNELS = 16
+WHISPER_LAYERS = 4
 
 
 def make_tiny(dest: Path, *, layout: str = "skyreels-v3-a2v", seed: int = 0) -> Path:
@@ -34,6 +40,8 @@ def make_tiny(dest: Path, *, layout: str = "skyreels-v3-a2v", seed: int = 0) -> 
     if dest.exists() and any(dest.iterdir()):
         raise InputError(f"{dest}: folder is not empty")
     dest.mkdir(parents=True, exist_ok=True)
+    if layout in HUMO_IN_CHANNELS:
+        return _make_tiny_humo(dest, HUMO_IN_CHANNELS[layout], seed)
 
     transformer_sources = write_tiny_transformer(
         dest / "transformer",
@@ -59,4 +67,33 @@ def make_tiny(dest: Path, *, layout: str = "skyreels-v3-a2v", seed: int = 0) -> 
     if len(transformer_sources) > 1:
         components["transformer_adapter"] = transformer_sources[1].relative_to(dest).as_posix()
     write_local_model(dest, family=TINY_FAMILY, audio_encoder="wav2vec2", components=components)
+    return dest
+
+
+def tiny_family(layout: str) -> str:
+    """The family a tiny model of `layout` is written as (it picks the pipeline and its defaults)."""
+    return TINY_HUMO_FAMILY if layout in HUMO_IN_CHANNELS else TINY_FAMILY
+
+
+def _make_tiny_humo(dest: Path, in_channels: int, seed: int) -> Path:
+    """HuMo layout: no CLIP image encoder, Whisper audio features (5 layer groups)."""
+    from skyaudio_cli.conditioning.text import make_tiny_text_encoder
+    from skyaudio_cli.conditioning.vae import make_tiny_vae
+    from skyaudio_cli.conditioning.whisper_encoder import make_tiny_whisper
+    from skyaudio_cli.model.tiny import write_tiny_humo_transformer
+    from skyaudio_cli.weights import write_local_model
+
+    transformer = write_tiny_humo_transformer(
+        dest / "transformer",
+        text_dim=TEXT_DIM,
+        audio_channels=WHISPER_CHANNELS,
+        in_channels=in_channels,
+        seed=seed,
+    )
+    make_tiny_vae(dest / "vae", seed=seed)
+    make_tiny_text_encoder(dest / "text_encoder", dest / "tokenizer", d_model=TEXT_DIM, seed=seed)
+    make_tiny_whisper(dest / "audio_encoder", d_model=WHISPER_CHANNELS, layers=WHISPER_LAYERS, seed=seed)
+    components = {name: name for name in ("vae", "text_encoder", "tokenizer", "audio_encoder")}
+    components["transformer"] = transformer.relative_to(dest).as_posix()
+    write_local_model(dest, family=TINY_HUMO_FAMILY, audio_encoder="whisper", components=components)
     return dest

@@ -123,17 +123,19 @@ def _print_locations(root: Path | None, components: Mapping[str, Path]) -> None:
 def make_tiny_command(
     folder: Path = typer.Argument(..., help="Folder to create (must be empty or absent)."),
     family: str = typer.Option(
-        "skyreels-v3-a2v", "--family", help="Release layout to mimic: skyreels-v3-a2v or infinitetalk."
+        "skyreels-v3-a2v",
+        "--family",
+        help="Release layout to mimic: skyreels-v3-a2v, infinitetalk, humo-17b or humo-1.7b.",
     ),
     seed: int = typer.Option(0, min=0, help="Seed of the random weights."),
     json_output: bool = _JSON,
 ) -> None:
     """Write a tiny random model in a real release's file layout (tests, smoke runs; outputs noise)."""
-    from skyaudio_cli.tiny import make_tiny
+    from skyaudio_cli.tiny import make_tiny, tiny_family
 
     output.quiet_libraries()
     made = make_tiny(folder, layout=family, seed=seed)
     if json_output:
-        output.emit_json({"status": "ok", "path": str(made), "family": "tiny-random", "layout": family})
+        output.emit_json({"status": "ok", "path": str(made), "family": tiny_family(family), "layout": family})
     else:
         output.info(f"wrote tiny random model ({family} layout) to {made}; use it with --model {made}")

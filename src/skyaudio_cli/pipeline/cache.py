@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from skyaudio_cli.pipeline.dispatch import pipeline_class
 from skyaudio_cli.pipeline.talking_video import TalkingVideoPipeline
 
 
@@ -34,7 +35,7 @@ class PipelineCache:
                 self._loaded.pop(next(iter(self._loaded)))
                 release_memory()
             started = time.monotonic()
-            self._loaded[key] = TalkingVideoPipeline.from_pretrained(
+            self._loaded[key] = pipeline_class(key.model).from_pretrained(
                 key.model, device=key.device, dtype=key.dtype, attention=key.attention, on_load=on_load
             )
             self.load_seconds += time.monotonic() - started

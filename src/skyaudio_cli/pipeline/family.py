@@ -23,6 +23,15 @@ class FamilyDefaults:
     text_scale: float
     audio_scale: float
     resolution: str
+    # "humo": HuMo's pipeline (reference latents, optional portrait, UniPC); otherwise the a2v one.
+    architecture: str = "a2v"
+    image_scale: float = 1.0
+    guidance_switch_timestep: float | None = None
+    # Long video: "skyreels" / "infinitetalk" chain windows by motion frames (`motion_frames` of them,
+    # what the model was trained with); "fusion" blends overlapping windows (`fusion_overlap` latents).
+    long_video_mode: str = "fusion"
+    motion_frames: int = 5
+    fusion_overlap: int = 5
     prompt: str = DEFAULT_PROMPT
     negative_prompt: str = WAN_NEGATIVE_PROMPT
     random_weights: bool = False
@@ -43,5 +52,13 @@ def family_defaults(family: str) -> FamilyDefaults:
         text_scale=float(d.get("text_guidance", 1.0)),
         audio_scale=float(d.get("audio_guidance", 1.0)),
         resolution=str(d.get("resolution", "480p")),
+        long_video_mode=str(d.get("long_video", "fusion")),
+        motion_frames=int(d.get("motion_frames", 5)),
+        fusion_overlap=int(d.get("fusion_overlap_latents", 5)),
+        architecture=str(d.get("architecture", "a2v")),
+        image_scale=float(d.get("image_guidance", 1.0)),
+        guidance_switch_timestep=(
+            float(d["guidance_switch_timestep"]) if "guidance_switch_timestep" in d else None
+        ),
         random_weights=spec.generated,
     )

@@ -44,7 +44,8 @@ def run_generate(job: GenerateJob, pipelines: PipelineCache | None = None) -> di
     s = job.settings
     resolved = resolve_model(s.model)
     defaults = family_defaults(resolved.family)
-    if job.portrait is None:
+    # HuMo also renders a person from the prompt alone; the a2v families animate a given face.
+    if job.portrait is None and defaults.architecture != "humo":
         raise InputError(f"--portrait is required for model '{resolved.family}' (it animates a given face)")
     if defaults.random_weights:
         output.warn(
@@ -63,7 +64,7 @@ def run_generate(job: GenerateJob, pipelines: PipelineCache | None = None) -> di
             "the most this version generates; long video is not available yet"
         )
     speech = normalize_loudness(speech, SAMPLE_RATE)
-    portrait = load_portrait(job.portrait)
+    portrait = load_portrait(job.portrait) if job.portrait is not None else None
 
     pipelines = pipelines or PipelineCache()
     with output.stderr.status("loading model...") as status:

@@ -54,7 +54,7 @@ class TalkingVideoPipeline:
         transformer: AudioWanTransformer3DModel,
         vae: VideoVAE,
         text_encoder: TextEncoder,
-        image_encoder: ImageEncoder,
+        image_encoder: ImageEncoder | None,
         audio_encoder: AudioFeatureEncoder,
         defaults: FamilyDefaults,
         device: torch.device,
@@ -105,10 +105,13 @@ class TalkingVideoPipeline:
         text_encoder = TextEncoder.from_pretrained(
             parts["text_encoder"], parts["tokenizer"], device=torch_device, dtype=torch_dtype
         )
-        step("image encoder")
-        image_encoder = ImageEncoder.from_pretrained(
-            parts["image_encoder"], device=torch_device, dtype=torch_dtype
-        )
+        # HuMo conditions on VAE latents only: its families ship no CLIP image encoder.
+        image_encoder = None
+        if "image_encoder" in parts:
+            step("image encoder")
+            image_encoder = ImageEncoder.from_pretrained(
+                parts["image_encoder"], device=torch_device, dtype=torch_dtype
+            )
         step("audio encoder")
         audio_encoder = load_audio_encoder(
             parts["audio_encoder"], resolved.audio_encoder, device=torch_device, dtype=torch.float32
