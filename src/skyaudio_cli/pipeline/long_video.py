@@ -1,0 +1,265 @@
+"""Videos of any length: the window loops that feed one window's output into the next.
+
+Two families of methods (DESIGN.md section 5), picked by the model family or `--long-video-mode`:
+
+- Motion frames (skyreels-v3-a2v, infinitetalk): windows run one after another; each starts from
+  the last frames already written, VAE-encoded and re-imposed on its first latents before the loop
+  and after every step. skyreels noises them to the current timestep, puts them into the I2V
+  condition, takes CLIP tokens from the first of them, and pins the window's end to a keyframe
+  taken from a preview window generated from the reference alone; infinitetalk imposes them clean
+  and keeps the reference frame as the condition. Every window is colour-matched to the reference
+  (Lab mean/std per frame) before its tail becomes the next motion frames.
+- Latent fusion (the paper; for families without motion conditioning): overlapping windows
+  denoised step by step and blended with ramps (`fusion.fused_sample`).
+
+Frames are produced window by window and yielded as soon as they are final, so a caller can pipe
+them to ffmpeg: nothing here holds more than one window (plus the preview's keyframes).
+Decoding: motion-frame windows each start a new latent sequence (their first latent is encoded
+as a lone first frame), so each window is decoded on its own, latent by latent; fused latents form
+one continuous sequence, decoded by one streaming decoder that carries the VAE's causal cache.
+"""
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from skyaudio_cli.pipeline.audio_stream import AudioFeatureStream
+from skyaudio_cli.pipeline.colour import LabStats, match_colours
+from skyaudio_cli.pipeline.conditioning import latent_frame_count, padded_frame_count
+from skyaudio_cli.pipeline.fusion import fused_sample
+from skyaudio_cli.pipeline.known_latents import KnownLatents
+from skyaudio_cli.pipeline.windows import (
+    Window,
+    WindowPlan,
+    audio_frame_indices,
+    keyframe_source_index,
+    plan_latent_windows,
+)
+from skyaudio_cli.sampling.guidance import GuidanceScales
+
+# The skyreels release pins each window's last frames to one keyframe repeated this many times.
+KEYFRAME_FRAMES = 5
+VAE_TIME_STRIDE = 4
+
+
+class LongVideoMode(StrEnum):
+    auto = "auto"
+    skyreels = "skyreels"
+    infinitetalk = "infinitetalk"
+    fusion = "fusion"
+
+
+@dataclass(frozen=True)
+class MotionScheme:
+    noised: bool  # motion latents noised to the current t (else imposed clean)
+    motion_in_condition: bool  # motion pixels (and the keyframe) form the I2V condition
+    keyframes: bool
+    drop: int  # frames discarded at the end of every window but the last
+    clip_from_motion: bool  # CLIP tokens of the first motion frame instead of the reference
+
+
+MOTION_SCHEMES = {
+    LongVideoMode.skyreels: MotionScheme(
+        noised=True, motion_in_condition=True, keyframes=True, drop=12, clip_from_motion=True
+    ),
+    LongVideoMode.infinitetalk: MotionScheme(
+        noised=False, motion_in_condition=False, keyframes=False, drop=0, clip_from_motion=False
+    ),
+}
+
+KnownForWindow = Callable[[Window], KnownLatents | None]
+
+
+@dataclass
+class Request:
+    """Everything one run needs, encoded once."""
+
+    text: torch.Tensor
+    negative_text: torch.Tensor
+    reference: torch.Tensor  # [1, 3, H, W] in [-1, 1]
+    reference_tokens: torch.Tensor
+    audio: AudioFeatureStream
+    timesteps: torch.Tensor
+    scales: GuidanceScales
+    generator: torch.Generator
+    start_frames: torch.Tensor | None = None  # extend: [m, 3, H, W] in [-1, 1], the motion context
+    known_for_window: KnownForWindow | None = None  # extra latents to hold per window (lip-sync edits)
+
+    def __post_init__(self) -> None:
+        self.colour = LabStats.of(self.reference[0])
+
+
+class WindowedGenerator:
+    def __init__(self, pipe, request: Request, on_step: Callable[[], None] | None = None) -> None:
+        self.pipe = pipe
+        self.request = request
+        self.on_step = on_step
+
+    # -- motion-frame schemes -----------------------------------------------------------------
+
+    def motion_frames(self, plan: WindowPlan, scheme: MotionScheme) -> Iterator[torch.Tensor]:
+        """Colour-matched frames [n, 3, H, W] in [-1, 1], window by window, in order."""
+        keyframes = self._preview_keyframes(plan) if scheme.keyframes and not plan.single else {}
+        keep = max(w.motion for w in plan.windows)
+        tail = self.request.start_frames  # the last `keep` frames written so far
+        for window in plan.windows:
+            motion = tail[len(tail) - window.motion :] if window.motion else None
+            keyframe = keyframes.get(keyframe_source_index(window, plan, self._window_frames))
+            latents = self._denoise_motion_window(window, plan, scheme, motion, keyframe)
+            for chunk in self._decode(latents, window.emit_start, window.emit_stop):
+                if keep:
+                    tail = chunk[-keep:] if tail is None else torch.cat([tail, chunk])[-keep:]
+                yield chunk
+
+    @property
+    def _window_frames(self) -> int:
+        return self.pipe.defaults.frames_per_window
+
+    def _preview_keyframes(self, plan: WindowPlan) -> dict[int, torch.Tensor]:
+        """skyreels: one window from the reference alone; keep only the frames used as keyframes."""
+        preview = Window(-1, 0, self._window_frames, 0, self._window_frames)
+        wanted = {keyframe_source_index(w, plan, self._window_frames) for w in plan.windows}
+        latents = self._denoise_motion_window(
+            preview, plan, MOTION_SCHEMES[LongVideoMode.skyreels], None, None
+        )
+        keyframes, index = {}, 0
+        for chunk in self._decode(latents, 0, max(wanted) + 1):
+            for frame in chunk:
+                if index in wanted:
+                    keyframes[index] = frame
+                index += 1
+        return keyframes
+
+    def _denoise_motion_window(
+        self,
+        window: Window,
+        plan: WindowPlan,
+        scheme: MotionScheme,
+        motion: torch.Tensor | None,
+        keyframe: torch.Tensor | None,
+    ) -> torch.Tensor:
+        pipe, request = self.pipe, self.request
+        video = request.reference.new_zeros(1, 3, window.length, *request.reference.shape[-2:])
+        known = torch.zeros(window.length, dtype=torch.bool)
+        if motion is not None and scheme.motion_in_condition:
+            video[0, :, : len(motion)] = motion.transpose(0, 1)
+            known[: len(motion)] = True
+        else:
+            video[0, :, 0] = request.reference[0]
+            known[0] = True
+        if keyframe is not None:
+            video[0, :, -KEYFRAME_FRAMES:] = keyframe[:, None]
+            known[-KEYFRAME_FRAMES:] = True
+        condition = pipe.prepare_condition(video, known)
+
+        tokens = request.reference_tokens
+        if motion is not None and scheme.clip_from_motion:
+            tokens = pipe.encode_image(motion[:1])
+        held = []
+        if motion is not None:
+            motion_latents = pipe.vae.encode(motion.transpose(0, 1)[None].to(torch.float32))
+            held.append(
+                KnownLatents.leading_frames(
+                    motion_latents, condition.shape[2], noised=scheme.noised, generator=request.generator
+                )
+            )
+        if request.known_for_window is not None and (extra := request.known_for_window(window)) is not None:
+            held.append(extra)
+
+        velocity = pipe.velocity_function(
+            condition=condition,
+            text=request.text,
+            negative_text=request.negative_text,
+            image_tokens=tokens,
+            audio=self._audio(window, plan),
+            scales=request.scales,
+        )
+        latents = pipe.prepare_latents(condition, request.generator)
+        return pipe.denoise(latents, velocity, request.timesteps, known=held, on_step=self.on_step)
+
+    # -- latent fusion ------------------------------------------------------------------------
+
+    def fused_frames(self, num_frames: int, overlap: int) -> Iterator[torch.Tensor]:
+        """Colour-matched frames of a `num_frames` video made by latent fusion, in order."""
+        pipe, request = self.pipe, self.request
+        num_latents = latent_frame_count(padded_frame_count(num_frames))
+        latent_windows = plan_latent_windows(
+            num_latents, window=latent_frame_count(self._window_frames), overlap=overlap
+        )
+        # Each latent window as pixel frames, for its audio: latent j of the video ends at frame 4j.
+        pixel_windows = tuple(
+            Window(w.index, VAE_TIME_STRIDE * w.start, VAE_TIME_STRIDE * (w.stop - w.start - 1) + 1, 0, 0)
+            for w in latent_windows
+        )
+        plan = WindowPlan(num_frames, pixel_windows)
+        height, width = (size // pipe.vae.spatial_stride for size in request.reference.shape[-2:])
+
+        @lru_cache(maxsize=2)
+        def condition(first: bool, length: int) -> torch.Tensor:
+            # Only the first window starts at the reference; later ones hold no frame (mask 0).
+            video = request.reference.new_zeros(1, 3, length, *request.reference.shape[-2:])
+            known = torch.zeros(length, dtype=torch.bool)
+            if first:
+                video[0, :, 0] = request.reference[0]
+                known[0] = True
+            return pipe.prepare_condition(video, known)
+
+        @lru_cache(maxsize=2 * len(request.timesteps) + 2)  # the windows in flight
+        def window_velocity(k: int):
+            window = pixel_windows[k]
+            return pipe.velocity_function(
+                condition=condition(k == 0, window.length),
+                text=request.text,
+                negative_text=request.negative_text,
+                image_tokens=request.reference_tokens,
+                audio=self._audio(window, plan),
+                scales=request.scales,
+            )
+
+        def initial_latents(start: int, stop: int) -> torch.Tensor:
+            shape = (1, pipe.vae.z_dim, stop - start, height, width)
+            return torch.randn(shape, generator=request.generator, dtype=torch.float32).to(pipe.device)
+
+        decoder = pipe.vae.streaming_decoder()
+        written = 0
+        with torch.no_grad():
+            for _, latents in fused_sample(
+                lambda x, t, k: window_velocity(k)(x, t),
+                initial_latents,
+                latent_windows,
+                request.timesteps,
+                on_step=self.on_step,
+            ):
+                frames = decoder.decode_next(latents)[0].transpose(0, 1)[: num_frames - written]
+                written += len(frames)
+                if len(frames):
+                    yield match_colours(frames, request.colour)
+
+    # -- shared -------------------------------------------------------------------------------
+
+    def _audio(self, window: Window, plan: WindowPlan) -> torch.Tensor:
+        rows = self.request.audio.rows(audio_frame_indices(window, plan))
+        return self.pipe.audio_windows(rows, window.length)
+
+    def _decode(self, latents: torch.Tensor, start: int, stop: int) -> Iterator[torch.Tensor]:
+        """Window frames [start, stop), colour-matched, decoded latent by latent (later latents skipped)."""
+        decoder = self.pipe.vae.streaming_decoder()
+        index = 0
+        for j in range(latents.shape[2]):
+            if index >= stop:
+                return
+            frames = decoder.decode_next(latents[:, :, j : j + 1])[0].transpose(0, 1)
+            wanted = frames[max(start - index, 0) : stop - index]
+            index += len(frames)
+            if len(wanted):
+                yield match_colours(wanted, self.request.colour)
+
+
+def to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """[n, 3, H, W] in [-1, 1] -> [n, H, W, 3] uint8."""
+    pixels = ((frames.float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+    return pixels.permute(0, 2, 3, 1).cpu().numpy()
