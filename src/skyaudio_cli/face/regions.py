@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -29,7 +30,7 @@ class TrackedFaces:
     faces: list[Box | None]
     crops: list[Box]
 
-    @property
+    @cached_property  # indexed per output frame: build the list once
     def has_face(self) -> list[bool]:
         return [face is not None for face in self.faces]
 
