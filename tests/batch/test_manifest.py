@@ -1,0 +1,180 @@
+"""Manifest lines -> jobs, and the planning every line goes through before any model loads."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from skyaudio_cli.batch.manifest import ManifestLine, parse_line, read_manifest
+from skyaudio_cli.batch.plan import plan_batch
+from skyaudio_cli.errors import EXIT_NOT_AVAILABLE, EXIT_USAGE, InputError, NotAvailableError
+from skyaudio_cli.jobs import GenerateJob, Settings
+
+
+def parse(fields: dict) -> GenerateJob:
+    return parse_line(ManifestLine(number=7, index=0, text=json.dumps(fields))).job
+
+
+BASE = {"task": "generate", "audio": "a.wav", "output": "o.mp4"}
+
+
+def test_flat_and_nested_settings_give_the_same_job():
+    flat = parse({**BASE, "portrait": "a.png", "seed": 3, "steps": 4, "model": "tiny-folder", "fps": 30})
+    nested = parse(
+        {**BASE, "portrait": "a.png", "settings": {"seed": 3, "steps": 4, "model": "tiny-folder"}, "fps": 30}
+    )
+    assert (
+        flat
+        == nested
+        == GenerateJob(
+            audio=Path("a.wav"),
+            output=Path("o.mp4"),
+            portrait=Path("a.png"),
+            settings=Settings(model="tiny-folder", seed=3, steps=4, fps=30.0),
+        )
+    )
+    assert isinstance(flat.settings.fps, float)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"bogus": 1}, 'unknown key "bogus"'),
+        ({"settings": {"bogus": 1}}, 'unknown key "bogus"'),
+        ({"seed": 3.5}, '"seed": expected an integer'),
+        ({"seed": True}, '"seed": expected an integer'),
+        ({"overwrite": "yes"}, '"overwrite": expected true/false'),
+        ({"audio": None}, '"audio": must not be null'),
+        ({"steps": 0}, '"steps"'),  # the range `generate --steps` declares
+        ({"seed": -1}, '"seed"'),
+        ({"dtype": "fp64"}, "'fp64' is not one of"),  # the choices `--dtype` declares
+        ({"fps": 500}, '"fps"'),
+        ({"seed": 1, "settings": {"seed": 2}}, '"seed" is given both flat and inside "settings"'),
+    ],
+)
+def test_bad_fields_name_the_key(fields, message):
+    with pytest.raises(InputError, match=message):
+        parse({**BASE, **fields})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"task": "generate",', "not valid JSON"),
+        ("[1, 2]", "expected a JSON object, got a list"),
+        ('{"audio": "a.wav"}', 'missing "task"'),
+        ('{"task": "dance", "audio": "a.wav"}', 'unknown task "dance"'),
+        ('{"task": "generate", "output": "o.mp4"}', 'missing "audio"'),
+    ],
+)
+def test_bad_lines_are_input_errors(text, message):
+    with pytest.raises(InputError, match=message):
+        parse_line(ManifestLine(1, 0, text))
+
+
+def test_declared_but_unregistered_task_is_not_available(monkeypatch):
+    from skyaudio_cli.batch import tasks
+
+    monkeypatch.delitem(tasks._REGISTRY, "extend", raising=False)
+    with pytest.raises(NotAvailableError, match='task "extend" is not available yet') as failure:
+        parse({**BASE, "task": "extend"})
+    assert failure.value.exit_code == EXIT_NOT_AVAILABLE
+
+
+def test_blank_lines_keep_numbers_but_not_indices(tmp_path):
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text('{"a": 1}\n\n   \n{"b": 2}\n')
+    assert read_manifest(str(manifest)) == [ManifestLine(1, 0, '{"a": 1}'), ManifestLine(4, 1, '{"b": 2}')]
+
+
+def test_missing_manifest_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="nope.jsonl: file not found"):
+        read_manifest(str(tmp_path / "nope.jsonl"))
+
+
+def lines_of(*objects) -> list[ManifestLine]:
+    return [ManifestLine(n + 1, n, json.dumps(obj)) for n, obj in enumerate(objects)]
+
+
+def test_plan_reports_every_invalid_line_with_its_class(tmp_path, speech_wav, portrait_png):
+    good = {"task": "generate", "audio": str(speech_wav), "portrait": str(portrait_png)}
+    plan = plan_batch(
+        lines_of(
+            {**good, "output": str(tmp_path / "ok.mp4")},
+            {**good, "output": str(tmp_path / "a.mp4"), "audio": str(tmp_path / "missing.wav")},
+            {**good, "output": str(tmp_path / "b.mp4"), "steps": 0},
+            {**good, "output": str(tmp_path / "ok.mp4")},  # same file as line 1
+            {**good, "output": str(tmp_path / "c.mp4"), "task": "dance"},
+        ),
+        shard=None,
+        resume=False,
+        device=None,
+    )
+    assert [job.line for job in plan.to_run] == [1]
+    errors = {result.line: (result.exit_code, result.error) for result in plan.decided}
+    assert errors[2] == (EXIT_USAGE, f"--audio {tmp_path / 'missing.wav'}: file not found")
+    assert errors[3][0] == EXIT_USAGE and '"steps"' in errors[3][1]
+    assert errors[4] == (EXIT_USAGE, f"output {tmp_path / 'ok.mp4'}: line 1 writes the same file")
+    assert errors[5][0] == EXIT_USAGE and errors[5][1].startswith('unknown task "dance"')
+    assert plan.indices == [0, 1, 2, 3, 4]
+
+
+def test_existing_output_needs_overwrite_or_resume(tmp_path, speech_wav, portrait_png):
+    existing = tmp_path / "done.mp4"
+    existing.write_bytes(b"not a video")
+    job = {
+        "task": "generate",
+        "audio": str(speech_wav),
+        "portrait": str(portrait_png),
+        "output": str(existing),
+    }
+
+    refused = plan_batch(lines_of(job), shard=None, resume=False, device=None)
+    assert "--resume" in refused.decided[0].error and '"overwrite": true' in refused.decided[0].error
+    # --resume does not call a foreign file done, and does not replace it unasked either.
+    foreign = plan_batch(lines_of(job), shard=None, resume=True, device=None)
+    assert "exists but is not a complete result" in foreign.decided[0].error
+    replaced = plan_batch(lines_of({**job, "overwrite": True}), shard=None, resume=True, device=None)
+    assert [j.line for j in replaced.to_run] == [1]
+
+
+def test_devices_replace_every_jobs_device_before_validation(tmp_path, speech_wav, portrait_png):
+    job = {"task": "generate", "audio": str(speech_wav), "portrait": str(portrait_png), "dtype": "fp16"}
+    plan = plan_batch(
+        lines_of(
+            {**job, "output": str(tmp_path / "a.mp4")},
+            {**job, "output": str(tmp_path / "b.mp4"), "dtype": "fp32"},
+        ),
+        shard=None,
+        resume=False,
+        device="cpu",
+    )
+    assert "float16 is not supported on CPU" in plan.decided[0].error
+    assert plan.to_run[0].job.settings.device == "cpu"
+
+
+def test_validate_only_reports_all_invalid_lines_and_loads_nothing(
+    tmp_path, capsys, monkeypatch, write_manifest, batch_cli, job_line, clips
+):
+    from skyaudio_cli.pipeline.cache import PipelineCache
+
+    monkeypatch.setattr(PipelineCache, "get", lambda *a, **k: pytest.fail("a model was loaded"))
+    manifest = write_manifest(
+        tmp_path / "jobs.jsonl",
+        [
+            job_line(clips[0], tmp_path / "a.mp4"),
+            job_line(tmp_path / "missing.wav", tmp_path / "b.mp4"),
+            "",
+            job_line(clips[0], tmp_path / "c.mp4", colour="blue"),
+            "{oops",
+        ],
+    )
+    code, results, stderr = batch_cli(manifest, "--validate-only", capsys=capsys)
+    assert code == EXIT_USAGE and results == []
+    assert "line 2: --audio" in stderr and 'line 4: unknown key "colour"' in stderr
+    assert "line 5: not valid JSON" in stderr
+    assert "1 jobs to run" in stderr
+
+    ok = write_manifest(tmp_path / "ok.jsonl", [job_line(clips[0], tmp_path / "a.mp4")])
+    assert batch_cli(ok, "--validate-only", capsys=capsys)[0] == 0
+    assert not (tmp_path / "a.mp4").exists()
