@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from skyaudio_cli.pipeline.acceleration import Acceleration
 from skyaudio_cli.pipeline.dispatch import pipeline_class
 from skyaudio_cli.pipeline.talking_video import TalkingVideoPipeline
 
@@ -17,6 +18,7 @@ class PipelineKey:
     device: str
     dtype: str
     attention: str
+    acceleration: Acceleration = Acceleration()
 
 
 class PipelineCache:
@@ -36,8 +38,9 @@ class PipelineCache:
                 release_memory()
             started = time.monotonic()
             self._loaded[key] = pipeline_class(key.model).from_pretrained(
-                key.model, device=key.device, dtype=key.dtype, attention=key.attention, on_load=on_load
-            )
+                key.model, device=key.device, dtype=key.dtype, attention=key.attention,
+                acceleration=key.acceleration, on_load=on_load,
+            )  # fmt: skip
             self.load_seconds += time.monotonic() - started
         return self._loaded[key]
 

@@ -9,18 +9,19 @@ import importlib.util
 import torch
 
 from skyaudio_cli.errors import InputError
+from skyaudio_cli.pipeline.parallel import local_cuda_device
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return local_cuda_device() if torch.cuda.is_available() else torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise InputError(
             "--device cuda: no CUDA GPU is visible to PyTorch (check drivers / CUDA_VISIBLE_DEVICES)"
         )
-    return torch.device(name)
+    return local_cuda_device() if name == "cuda" else torch.device(name)
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
