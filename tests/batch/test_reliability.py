@@ -91,6 +91,24 @@ def test_out_of_memory_is_isolated_memory_freed_and_the_model_kept(
     assert not (tmp_path / "1.mp4").exists()
 
 
+def test_alternating_models_load_once_each_and_results_keep_manifest_order(
+    tmp_path, capsys, clips, tiny_model, job_line, write_manifest, batch_cli
+):
+    other_model = tmp_path / "other-model"
+    other_model.symlink_to(tiny_model)  # another model name: the cache keys pipelines on it
+    models = [tiny_model, other_model, tiny_model]
+    manifest = write_manifest(
+        tmp_path / "jobs.jsonl",
+        [job_line(clips[0], tmp_path / f"{n}.mp4", model=str(m)) for n, m in enumerate(models)],
+    )
+    code, results, stderr = batch_cli(manifest, capsys=capsys)
+    assert code == 0
+    assert [r["index"] for r in results] == [0, 1, 2]
+    assert sum(r["load_seconds"] > 0 for r in results) == 2
+    # Run grouped by model: lines 1 and 3 (first model), then line 2.
+    assert stderr.index("line 3:") < stderr.index("line 2:")
+
+
 def test_fail_fast_stops_at_the_first_failure(tmp_path, capsys, clips, job_line, write_manifest, batch_cli):
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"\x00" * 1000)

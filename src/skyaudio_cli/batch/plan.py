@@ -44,6 +44,18 @@ class Plan:
     def indices(self) -> list[int]:
         return sorted([job.index for job in self.to_run] + [result.index for result in self.decided])
 
+    def run_order(self) -> list[BatchJob]:
+        """The jobs grouped by model, in order of first appearance.
+
+        Loading a model evicts the loaded one (one 19B model fills a GPU), so a manifest that
+        alternates models would reload them job after job; grouped, each loads once. Results
+        are still written in manifest order.
+        """
+        first_seen: dict[str, int] = {}
+        for job in self.to_run:
+            first_seen.setdefault(job.job.settings.model, len(first_seen))
+        return sorted(self.to_run, key=lambda job: first_seen[job.job.settings.model])
+
 
 def plan_batch(lines: list[ManifestLine], *, shard: Shard | None, resume: bool, device: str | None) -> Plan:
     """`device` (from --devices) replaces every job's device before it is validated."""

@@ -6,7 +6,7 @@ reloading a 19B model costs minutes and the next job may well fit.
 """
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from rich.markup import escape
 
@@ -17,14 +17,12 @@ from skyaudio_cli.cli import output
 from skyaudio_cli.errors import EXIT_RUNTIME, SkyaudioError
 
 
-def run_jobs(
-    jobs: Iterable[BatchJob], on_result: Callable[[JobResult], None], *, fail_fast: bool, total: int
-) -> None:
+def run_jobs(jobs: list[BatchJob], on_result: Callable[[JobResult], None], *, fail_fast: bool) -> None:
     from skyaudio_cli.pipeline.cache import PipelineCache
 
     pipelines = PipelineCache()
     for position, job in enumerate(jobs, 1):
-        announce(position, total, job)
+        announce(position, len(jobs), job)
         result = run_one(job, pipelines)
         on_result(result)
         if fail_fast and result.status == FAILED:

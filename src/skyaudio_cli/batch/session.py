@@ -79,10 +79,11 @@ def _report_plan(plan: Plan) -> int:
 
 
 def _run(plan: Plan, devices: list[str] | None, stream: ResultStream, fail_fast: bool) -> None:
-    if not plan.to_run:
+    jobs = plan.run_order()
+    if not jobs:
         return
     if devices is None:
         output.quiet_libraries()
-        run_jobs(plan.to_run, stream.add, fail_fast=fail_fast, total=len(plan.to_run))
+        run_jobs(jobs, stream.add, fail_fast=fail_fast)
     else:
-        run_on_devices(plan.to_run, devices, stream.add, fail_fast=fail_fast)
+        run_on_devices(jobs, devices, stream.add, fail_fast=fail_fast)
