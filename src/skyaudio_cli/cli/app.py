@@ -16,6 +16,7 @@ except ImportError:  # pragma: no cover - older typer uses the click package
 from skyaudio_cli import __version__
 from skyaudio_cli.cli import output
 from skyaudio_cli.cli.batch import batch
+from skyaudio_cli.cli.doctor import doctor
 from skyaudio_cli.cli.video_commands import edit_lipsync, extend, generate
 from skyaudio_cli.cli.weights import app as weights_app
 from skyaudio_cli.errors import EXIT_INTERRUPTED, EXIT_USAGE, SkyaudioError
@@ -49,6 +50,7 @@ app.command(no_args_is_help=True)(generate)
 app.command("edit-lipsync", no_args_is_help=True)(edit_lipsync)
 app.command(no_args_is_help=True)(extend)
 app.command(no_args_is_help=True)(batch)
+app.command()(doctor)
 app.add_typer(weights_app, name="weights", help="List, download, verify and locate model weights.")
 
 
