@@ -151,9 +151,10 @@ def test_sigterm_mid_batch_then_resume_finishes_without_redoing(
 ):
     out = tmp_path / "out"
     out.mkdir()
-    audio = {n: clips[n % len(clips)] for n in range(5)}
+    jobs = 4
+    audio = {n: clips[n % len(clips)] for n in range(jobs)}
     manifest = write_manifest(
-        tmp_path / "jobs.jsonl", [job_line(audio[n], out / f"{n}.mp4", seed=n) for n in range(5)]
+        tmp_path / "jobs.jsonl", [job_line(audio[n], out / f"{n}.mp4", seed=n) for n in range(jobs)]
     )
     first_results = tmp_path / "first.jsonl"
     with (tmp_path / "stderr.txt").open("w") as stderr:
@@ -172,7 +173,7 @@ def test_sigterm_mid_batch_then_resume_finishes_without_redoing(
     first = [json.loads(line) for line in first_results.read_text().splitlines()]
     finished = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if not p.name.startswith(".")}
     assert partial_files(out) == []
-    assert 1 <= len(first) <= len(finished) < 5  # a job may complete just before its result line
+    assert 1 <= len(first) <= len(finished) < jobs  # a job may complete just before its result line
     assert all(r["status"] == "ok" and f"{r['index']}.mp4" in finished for r in first)
     for name in finished:
         assert_complete(out / name, audio[int(name.split(".")[0])])
@@ -181,8 +182,8 @@ def test_sigterm_mid_batch_then_resume_finishes_without_redoing(
 
     assert code == 0
     statuses = {r["index"]: r["status"] for r in resumed}
-    assert statuses == {n: "skipped" if f"{n}.mp4" in finished else "ok" for n in range(5)}
-    for n in range(5):
+    assert statuses == {n: "skipped" if f"{n}.mp4" in finished else "ok" for n in range(jobs)}
+    for n in range(jobs):
         assert_complete(out / f"{n}.mp4", audio[n])
     # Nothing finished before the kill was written again.
     assert {name: (out / name).stat().st_mtime_ns for name in finished} == finished
@@ -193,16 +194,16 @@ def test_two_cpu_workers_share_the_queue_and_merge_results_in_order(
 ):
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"\x00" * 1000)
-    audio = [clips[0], corrupt, clips[1], clips[2]]
+    audio = [clips[0], corrupt, clips[1]]
     manifest = write_manifest(
         tmp_path / "jobs.jsonl",
         [job_line(a, tmp_path / f"{n}.mp4", device="auto", seed=n) for n, a in enumerate(audio)],
     )
     code, results, stderr = batch_cli(manifest, "--devices", "cpu,cpu", capsys=capsys)
     assert code == EXIT_BATCH_SOME_FAILED, stderr
-    assert [(r["index"], r["status"]) for r in results] == [(0, "ok"), (1, "failed"), (2, "ok"), (3, "ok")]
+    assert [(r["index"], r["status"]) for r in results] == [(0, "ok"), (1, "failed"), (2, "ok")]
     assert "corrupt.wav" in results[1]["error"]
-    for n in (0, 2, 3):
+    for n in (0, 2):
         assert_complete(tmp_path / f"{n}.mp4", audio[n])
     # Each worker loads the model at most once, whatever number of jobs it takes.
     assert 1 <= sum(r["load_seconds"] > 0 for r in results) <= 2
