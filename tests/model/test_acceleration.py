@@ -84,6 +84,13 @@ def test_group_offloading_attaches_hooks_and_keeps_the_output(tiny_sources, refe
     assert torch.equal(_forward(model, make_inputs(batch=2)), reference_output)
 
 
+def test_fp8_and_offloading_combine(tiny_sources):
+    inputs = make_inputs(batch=2)
+    both = _load(tiny_sources, fp8=True, offload=True)
+    assert both.blocks[0].attn1.to_q.weight.dtype == FP8_STORAGE
+    assert torch.equal(_forward(both, inputs), _forward(_load(tiny_sources, fp8=True), inputs))
+
+
 def _denoise_twice(model, second_timestep: float) -> tuple[torch.Tensor, torch.Tensor]:
     first, second = make_inputs(batch=1, seed=3), make_inputs(batch=1, seed=3)
     second["hidden_states"] = second["hidden_states"] * 0.9

@@ -276,7 +276,7 @@ def _keeps_fp32(model: AudioWanTransformer3DModel, name: str) -> bool:
     return any(part in model._keep_in_fp32_modules for part in name.split("."))
 
 
-def _declare_dtypes(model: AudioWanTransformer3DModel, dtype: torch.dtype) -> None:
+def declare_storage_dtypes(model: AudioWanTransformer3DModel, dtype: torch.dtype) -> None:
     """Give every (meta) tensor the dtype it will be stored in; the loader then casts to exactly that."""
     for name, tensor in model.state_dict(keep_vars=True).items():
         tensor.data = tensor.data.to(torch.float32 if _keeps_fp32(model, name) else dtype)
@@ -333,7 +333,7 @@ def load_transformer(
         with torch.device("meta"):
             model = model_class(**model_config)
         _check_keys_strictly(model.state_dict(), names, located, source)
-        _declare_dtypes(model, dtype)
+        declare_storage_dtypes(model, dtype)
         if before_weights is not None:
             before_weights(model)
         model.load_state_dict(dict(_cast_tensors(model, names, located, device)), strict=True, assign=True)
