@@ -7,7 +7,7 @@ loaded, so a typo fails in milliseconds instead of after minutes of loading weig
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from skyaudio_cli.errors import InputError
+from skyaudio_cli.errors import InputError, NotAvailableError
 
 DEFAULT_MODEL = "skyreels-v3-a2v"
 DEFAULT_MAX_AUDIO_SECONDS = 3600.0
@@ -30,6 +30,10 @@ class Settings:
     device: str = "auto"
     dtype: str = "bf16"
     attention: str = "auto"
+    fp8: bool = False
+    offload: bool = False
+    compile: bool = False
+    cache: str = "none"
     max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
 
 
@@ -62,6 +66,11 @@ def validate_settings(settings: Settings) -> None:
         validate_resolution(settings.resolution)
     if settings.device == "cpu" and settings.dtype == "fp16":
         raise InputError("--dtype fp16 --device cpu: float16 is not supported on CPU; use bf16 or fp32")
+    if settings.cache == "mag":
+        raise NotAvailableError(
+            "--cache mag: MagCache needs magnitude ratios calibrated for the checkpoint and none are shipped"
+            " yet; use --cache first-block"
+        )
     if settings.prompt is not None and not settings.prompt.strip():
         raise InputError("--prompt: empty prompt; leave the option out to use the model's default")
 

@@ -26,6 +26,12 @@ class DType(StrEnum):
     fp32 = "fp32"
 
 
+class CacheMode(StrEnum):
+    none = "none"
+    first_block = "first-block"
+    mag = "mag"
+
+
 class Attention(StrEnum):
     auto = "auto"
     sdpa = "sdpa"
@@ -95,6 +101,33 @@ AttentionOpt = Annotated[
     Attention,
     typer.Option(
         help="Attention backend (auto: xformers on CUDA when installed, else PyTorch SDPA).",
+        rich_help_panel=RUNTIME,
+    ),
+]
+FP8Opt = Annotated[
+    bool,
+    typer.Option(
+        "--fp8", help="Store transformer weights in FP8 (half the memory of bf16).", rich_help_panel=RUNTIME
+    ),
+]
+OffloadOpt = Annotated[
+    bool,
+    typer.Option(
+        "--offload",
+        help="Keep transformer weights in host RAM, one block at a time on the GPU (for 24 GB GPUs).",
+        rich_help_panel=RUNTIME,
+    ),
+]
+CompileOpt = Annotated[
+    bool,
+    typer.Option(
+        "--compile", help="torch.compile the transformer blocks (slow first step).", rich_help_panel=RUNTIME
+    ),
+]
+CacheOpt = Annotated[
+    CacheMode,
+    typer.Option(
+        help="Skip transformer blocks when a step changes little (faster, can lower quality).",
         rich_help_panel=RUNTIME,
     ),
 ]

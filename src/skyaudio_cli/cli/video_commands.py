@@ -12,15 +12,20 @@ from skyaudio_cli.cli.options import (
     AttentionOpt,
     AudioOpt,
     AudioScaleOpt,
+    CacheMode,
+    CacheOpt,
+    CompileOpt,
     Device,
     DeviceOpt,
     DType,
     DTypeOpt,
+    FP8Opt,
     FpsOpt,
     JsonOpt,
     MaxAudioOpt,
     ModelOpt,
     NegativePromptOpt,
+    OffloadOpt,
     OutputOpt,
     OverwriteOpt,
     PromptOpt,
@@ -59,6 +64,10 @@ def generate(
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.bf16,
     attention: AttentionOpt = Attention.auto,
+    fp8: FP8Opt = False,
+    offload: OffloadOpt = False,
+    compile_blocks: CompileOpt = False,
+    cache: CacheOpt = CacheMode.none,
     json_output: JsonOpt = False,
 ) -> None:
     """Make a talking video of a portrait speaking the audio.
@@ -75,16 +84,19 @@ def generate(
         settings=Settings(
             model=model, prompt=prompt, negative_prompt=negative_prompt, resolution=resolution, seed=seed,
             steps=steps, shift=shift, text_scale=text_scale, audio_scale=audio_scale, fps=fps,
-            device=device.value, dtype=dtype.value, attention=attention.value,
-            max_audio_seconds=max_audio_seconds,
+            device=device.value, dtype=dtype.value, attention=attention.value, fp8=fp8, offload=offload,
+            compile=compile_blocks, cache=cache.value, max_audio_seconds=max_audio_seconds,
         ),
     )  # fmt: skip
     validate_generate(job)
     output.quiet_libraries()
+    from skyaudio_cli.pipeline.parallel import is_main_process
     from skyaudio_cli.pipeline.run import run_generate
 
     started = time.monotonic()
     result = run_generate(job)
+    if not is_main_process():
+        return  # under torchrun rank 0 wrote the video and reports it
     result["seconds"] = round(time.monotonic() - started, 3)
     _report(result, json_output)
 

@@ -12,6 +12,8 @@ from skyaudio_cli.jobs import GenerateJob
 from skyaudio_cli.media.audio import audio_duration, check_audio, load_audio, normalize_loudness
 from skyaudio_cli.media.image import load_image
 from skyaudio_cli.media.video import VideoWriter, iter_frames, probe_video
+from skyaudio_cli.pipeline import parallel
+from skyaudio_cli.pipeline.acceleration import Acceleration
 from skyaudio_cli.pipeline.cache import PipelineCache, PipelineKey
 from skyaudio_cli.pipeline.family import family_defaults
 from skyaudio_cli.pipeline.frame_rate import resample_frame_indices
@@ -66,10 +68,11 @@ def run_generate(job: GenerateJob, pipelines: PipelineCache | None = None) -> di
     speech = normalize_loudness(speech, SAMPLE_RATE)
     portrait = load_portrait(job.portrait) if job.portrait is not None else None
 
+    acceleration = Acceleration(fp8=s.fp8, offload=s.offload, compile=s.compile, cache=s.cache)
     pipelines = pipelines or PipelineCache()
     with output.stderr.status("loading model...") as status:
         pipe = pipelines.get(
-            PipelineKey(s.model, s.device, s.dtype, s.attention),
+            PipelineKey(s.model, s.device, s.dtype, s.attention, acceleration),
             on_load=lambda part: status.update(f"loading {part}..."),
         )
     with _progress() as bar:
@@ -86,17 +89,19 @@ def run_generate(job: GenerateJob, pipelines: PipelineCache | None = None) -> di
     indices = resample_frame_indices(len(video.frames), video.fps, fps, seconds)
     mux_audio = load_audio(job.audio, sample_rate=MUX_SAMPLE_RATE)
     height, width = video.frames.shape[1:3]
-    try:
-        with VideoWriter(
-            job.output, fps=fps, width=width, height=height, audio=mux_audio,
-            audio_sample_rate=MUX_SAMPLE_RATE, overwrite=job.overwrite,
-        ) as writer:  # fmt: skip
-            for index in indices:
-                writer.write(video.frames[index])
-    except OSError as failure:
-        raise RuntimeFailure(
-            f"{job.output}: could not write video ({failure.strerror or failure})"
-        ) from failure
+    # Under torchrun every rank holds the same frames; only rank 0 writes them.
+    if parallel.is_main_process():
+        try:
+            with VideoWriter(
+                job.output, fps=fps, width=width, height=height, audio=mux_audio,
+                audio_sample_rate=MUX_SAMPLE_RATE, overwrite=job.overwrite,
+            ) as writer:  # fmt: skip
+                for index in indices:
+                    writer.write(video.frames[index])
+        except OSError as failure:
+            raise RuntimeFailure(
+                f"{job.output}: could not write video ({failure.strerror or failure})"
+            ) from failure
     return {
         "output": str(job.output),
         "model": resolved.family,

@@ -24,8 +24,8 @@ from skyaudio_cli.conditioning.text import TextEncoder
 from skyaudio_cli.conditioning.vae import VideoVAE
 from skyaudio_cli.errors import InputError
 from skyaudio_cli.media.image import resize_center_crop
-from skyaudio_cli.model.checkpoint import load_transformer
 from skyaudio_cli.model.transformer import AudioWanTransformer3DModel
+from skyaudio_cli.pipeline.acceleration import Acceleration, denoising_session, load_accelerated_transformer
 from skyaudio_cli.pipeline.buckets import pick_size
 from skyaudio_cli.pipeline.conditioning import known_frames_mask, padded_frame_count, reference_video
 from skyaudio_cli.pipeline.device import resolve_attention_backend, resolve_device, resolve_dtype
@@ -77,9 +77,11 @@ class TalkingVideoPipeline:
         device: str = "auto",
         dtype: str = "bf16",
         attention: str = "auto",
+        acceleration: Acceleration | None = None,
         on_load: Callable[[str], None] | None = None,
     ) -> "TalkingVideoPipeline":
-        """Load every component of a model family (manifest name or local folder)."""
+        """Load every component of a model family (manifest name or local folder); ``acceleration``
+        picks the transformer's optional speed/memory modes."""
         from skyaudio_cli.weights import resolve_model
 
         resolved = resolve_model(str(model))
@@ -96,8 +98,11 @@ class TalkingVideoPipeline:
         transformer_files = [parts["transformer"]] + (
             [parts["transformer_adapter"]] if "transformer_adapter" in parts else []
         )
-        transformer = load_transformer(transformer_files, device=torch_device, dtype=torch_dtype)
-        transformer.set_attention_backend(resolve_attention_backend(attention, torch_device))
+        transformer = load_accelerated_transformer(
+            transformer_files, device=torch_device, dtype=torch_dtype,
+            attention=resolve_attention_backend(attention, torch_device),
+            acceleration=acceleration or Acceleration(), num_steps=defaults.steps,
+        )  # fmt: skip
         step("vae")
         # Like the reference, the VAE runs in float32: it is small, and bf16 decoding shows banding.
         vae = VideoVAE.from_pretrained(parts["vae"], device=torch_device, dtype=torch.float32)
@@ -219,12 +224,13 @@ class TalkingVideoPipeline:
             return combine(scales, dict(zip(passes, out.split(1), strict=True)))
 
         total = len(timesteps) - 1
-        return sample_euler(
-            velocity,
-            latents,
-            timesteps,
-            on_step=(lambda i: progress(i + 1, total)) if progress is not None else None,
-        )
+        with denoising_session(self.transformer):
+            return sample_euler(
+                velocity,
+                latents,
+                timesteps,
+                on_step=(lambda i: progress(i + 1, total)) if progress is not None else None,
+            )
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, num_frames: int) -> np.ndarray:
