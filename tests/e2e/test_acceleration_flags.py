@@ -1,0 +1,50 @@
+"""`generate` with the acceleration flags: they reach the pipeline, and unusable ones fail early."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from skyaudio_cli.cli.app import main
+from skyaudio_cli.errors import EXIT_NOT_AVAILABLE
+from skyaudio_cli.media.audio import load_audio
+from skyaudio_cli.pipeline.acceleration import FP8_STORAGE, Acceleration
+from skyaudio_cli.pipeline.talking_video import TalkingVideoPipeline
+
+
+def run_cli(args, capsys):
+    with pytest.raises(SystemExit) as done:
+        main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return done.value.code, captured.out, captured.err
+
+
+def test_cache_mag_is_refused_before_loading(tmp_path, capsys, portrait_png, speech_wav):
+    args = ["generate", "-p", portrait_png, "-a", speech_wav, "-m", tmp_path / "no-such-model"]
+    code, stdout, _ = run_cli([*args, "-o", tmp_path / "out.mp4", "--cache", "mag", "--json"], capsys)
+    assert code == EXIT_NOT_AVAILABLE
+    assert "--cache mag" in json.loads(stdout)["error"]
+
+
+def test_fp8_and_first_block_cache_run_the_whole_pipeline(tiny_model, portrait_png, speech_wav):
+    portrait = Image.open(portrait_png).convert("RGB")
+    speech = load_audio(speech_wav)[:8000]
+    plain = TalkingVideoPipeline.from_pretrained(tiny_model, device="cpu", dtype="fp32")
+    cached = TalkingVideoPipeline.from_pretrained(
+        tiny_model,
+        device="cpu",
+        dtype="fp32",
+        acceleration=Acceleration(cache="first-block", cache_threshold=0.0),
+    )
+    fp8 = TalkingVideoPipeline.from_pretrained(
+        tiny_model, device="cpu", dtype="fp32", acceleration=Acceleration(fp8=True)
+    )
+    assert fp8.transformer.blocks[0].ffn.net[2].weight.dtype == FP8_STORAGE
+
+    def frames(pipe):
+        return pipe(portrait=portrait, audio=speech, resolution="64x64").frames
+
+    expected = frames(plain)
+    np.testing.assert_array_equal(frames(cached), expected)
+    assert frames(fp8).shape == expected.shape
