@@ -34,7 +34,13 @@ class Settings:
     offload: bool = False
     compile: bool = False
     cache: str = "none"
+    long_video_mode: str = "auto"
     max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
+
+
+def describe_job(task: str, job) -> dict:
+    """A job as plain JSON values (for --json and batch reports)."""
+    return {"task": task, **{k: str(v) if isinstance(v, Path) else v for k, v in asdict(job).items()}}
 
 
 @dataclass(frozen=True)
@@ -46,10 +52,20 @@ class GenerateJob:
     settings: Settings = field(default_factory=Settings)
 
     def describe(self) -> dict:
-        return {
-            "task": "generate",
-            **{k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()},
-        }
+        return describe_job("generate", self)
+
+
+@dataclass(frozen=True)
+class ExtendJob:
+    video: Path
+    audio: Path
+    output: Path
+    append_only: bool = False
+    overwrite: bool = False
+    settings: Settings = field(default_factory=Settings)
+
+    def describe(self) -> dict:
+        return describe_job("extend", self)
 
 
 def require_file(path: Path, option: str) -> None:
@@ -86,4 +102,18 @@ def validate_generate(job: GenerateJob) -> None:
     if job.audio.resolve() == job.output.resolve():
         raise InputError(f"--output {job.output}: would overwrite the audio input")
     validate_settings(job.settings)
+    check_output_path(job.output, overwrite=job.overwrite)
+
+
+def validate_extend(job: ExtendJob) -> None:
+    from skyaudio_cli.media.video import check_output_path
+
+    require_file(job.video, "--video")
+    require_file(job.audio, "--audio")
+    for given, option in ((job.video, "input video"), (job.audio, "audio input")):
+        if given.resolve() == job.output.resolve():
+            raise InputError(f"--output {job.output}: would overwrite the {option}")
+    validate_settings(job.settings)
+    if job.settings.long_video_mode == "fusion":
+        raise InputError("--long-video-mode fusion cannot continue a video (no motion frames); use auto")
     check_output_path(job.output, overwrite=job.overwrite)

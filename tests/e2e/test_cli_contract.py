@@ -104,7 +104,7 @@ def test_unknown_model(tmp_path, capsys, portrait_png, make_wav):
 
 
 @pytest.mark.parametrize("command", ["edit-lipsync", "extend"])
-def test_video_commands_validate_then_report_not_available(command, tmp_path, capsys, make_wav):
+def test_video_commands_validate_inputs_before_loading(command, tmp_path, capsys, make_wav):
     audio = make_wav(tmp_path / "a.wav", np.zeros(8000))
     video = tmp_path / "in.mp4"
     code, _, err = run_cli(
@@ -115,4 +115,4 @@ def test_video_commands_validate_then_report_not_available(command, tmp_path, ca
     code, out, err = run_cli(
         [command, "--video", str(video), "-a", str(audio), "-o", str(tmp_path / "o.mp4"), "--json"], capsys
     )
-    assert code == 5 and "not available yet" in err and json.loads(out)["exit_code"] == 5
+    assert code == 2 and "in.mp4" in err and json.loads(out)["exit_code"] == 2

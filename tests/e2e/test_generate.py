@@ -118,16 +118,6 @@ def test_portrait_drives_the_output(pipe, portrait, speech):
     assert not np.array_equal(small(pipe, portrait, speech), small(pipe, flipped, speech))
 
 
-def test_longer_than_one_window_is_refused_before_loading(
-    tmp_path, capsys, tiny_model, portrait_png, make_wav
-):
-    audio = make_wav(tmp_path / "long.wav", np.zeros(16000 * 4))
-    out = tmp_path / "o.mp4"
-    code, _, err = run_cli(["generate", "-p", portrait_png, "-a", audio, "-m", tiny_model, "-o", out], capsys)
-    assert code == 2 and "one window" in err and "long.wav" in err
-    assert not out.exists()
-
-
 def test_zero_length_audio_is_refused(tmp_path, capsys, tiny_model, portrait_png, make_wav):
     audio = make_wav(tmp_path / "empty.wav", np.zeros(0))
     code, _, err = run_cli(

@@ -32,6 +32,13 @@ class CacheMode(StrEnum):
     mag = "mag"
 
 
+class LongVideoMode(StrEnum):
+    auto = "auto"
+    skyreels = "skyreels"
+    infinitetalk = "infinitetalk"
+    fusion = "fusion"
+
+
 class Attention(StrEnum):
     auto = "auto"
     sdpa = "sdpa"
@@ -129,6 +136,14 @@ CacheOpt = Annotated[
     typer.Option(
         help="Skip transformer blocks when a step changes little (faster, can lower quality).",
         rich_help_panel=RUNTIME,
+    ),
+]
+LongVideoModeOpt = Annotated[
+    LongVideoMode,
+    typer.Option(
+        help="How windows are chained past 81 frames: auto (the model's), skyreels (noised motion frames"
+        " + keyframes), infinitetalk (clean motion frames), fusion (overlapping windows blended).",
+        rich_help_panel=GENERATION,
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON result object on stdout.")]

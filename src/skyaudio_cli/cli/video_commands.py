@@ -22,6 +22,8 @@ from skyaudio_cli.cli.options import (
     FP8Opt,
     FpsOpt,
     JsonOpt,
+    LongVideoMode,
+    LongVideoModeOpt,
     MaxAudioOpt,
     ModelOpt,
     NegativePromptOpt,
@@ -68,9 +70,10 @@ def generate(
     offload: OffloadOpt = False,
     compile_blocks: CompileOpt = False,
     cache: CacheOpt = CacheMode.none,
+    long_video_mode: LongVideoModeOpt = LongVideoMode.auto,
     json_output: JsonOpt = False,
 ) -> None:
-    """Make a talking video of a portrait speaking the audio.
+    """Make a talking video of a portrait speaking the audio (any length).
 
     Example: skyaudio generate --portrait face.png --audio speech.wav -o talk.mp4
     """
@@ -85,7 +88,8 @@ def generate(
             model=model, prompt=prompt, negative_prompt=negative_prompt, resolution=resolution, seed=seed,
             steps=steps, shift=shift, text_scale=text_scale, audio_scale=audio_scale, fps=fps,
             device=device.value, dtype=dtype.value, attention=attention.value, fp8=fp8, offload=offload,
-            compile=compile_blocks, cache=cache.value, max_audio_seconds=max_audio_seconds,
+            compile=compile_blocks, cache=cache.value, long_video_mode=long_video_mode.value,
+            max_audio_seconds=max_audio_seconds,
         ),
     )  # fmt: skip
     validate_generate(job)
@@ -144,18 +148,55 @@ def extend(
     shift: ShiftOpt = None,
     text_scale: TextScaleOpt = None,
     audio_scale: AudioScaleOpt = None,
+    fps: Annotated[
+        float | None,
+        typer.Option(
+            min=1.0,
+            max=120.0,
+            help="Output frame rate (default: the input video's).",
+            rich_help_panel="Generation",
+        ),
+    ] = None,
+    max_audio_seconds: MaxAudioOpt = DEFAULT_MAX_AUDIO_SECONDS,
+    long_video_mode: LongVideoModeOpt = LongVideoMode.auto,
     overwrite: OverwriteOpt = False,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.bf16,
     attention: AttentionOpt = Attention.auto,
+    fp8: FP8Opt = False,
+    offload: OffloadOpt = False,
+    compile_blocks: CompileOpt = False,
+    cache: CacheOpt = CacheMode.none,
     json_output: JsonOpt = False,
 ) -> None:
-    """Continue a video from its last frames with more audio.
+    """Continue a video from its last frames with more audio (any video, any length, any fps).
 
     Example: skyaudio extend --video talk.mp4 --audio more.wav -o longer.mp4
     """
-    _validate_video_task(video, audio, output_path, overwrite, resolution, device, dtype)
-    raise NotAvailableError("extend is not available yet in this version (planned; see README)")
+    from skyaudio_cli.jobs import ExtendJob, validate_extend
+
+    job = ExtendJob(
+        video=video,
+        audio=audio,
+        output=output_path,
+        append_only=append_only,
+        overwrite=overwrite,
+        settings=Settings(
+            model=model, prompt=prompt, negative_prompt=negative_prompt, resolution=resolution, seed=seed,
+            steps=steps, shift=shift, text_scale=text_scale, audio_scale=audio_scale, fps=fps,
+            device=device.value, dtype=dtype.value, attention=attention.value, fp8=fp8, offload=offload,
+            compile=compile_blocks, cache=cache.value, long_video_mode=long_video_mode.value,
+            max_audio_seconds=max_audio_seconds,
+        ),
+    )  # fmt: skip
+    validate_extend(job)
+    output.quiet_libraries()
+    from skyaudio_cli.pipeline.run import run_extend
+
+    started = time.monotonic()
+    result = run_extend(job)
+    result["seconds"] = round(time.monotonic() - started, 3)
+    _report(result, json_output)
 
 
 def _validate_video_task(

@@ -19,6 +19,7 @@ DEFAULT_SAMPLE_RATE = 16000
 TRUNCATION_TOLERANCE_SECONDS = 0.1
 # BS.1770 gating block: integrated loudness is undefined for anything shorter.
 LOUDNESS_BLOCK_SECONDS = 0.4
+LOUDNESS_CHUNK_SAMPLES = 1 << 20
 
 
 def load_audio(path: str | os.PathLike[str], sample_rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
@@ -63,7 +64,7 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int = DEFAULT_SAMPLE_R
             f"audio file {path} is truncated: {decoded:.2f} s decoded, its header declares {declared:.2f} s"
         )
     # Lossy decoders overshoot full scale slightly; downstream code relies on [-1, 1].
-    return np.clip(wave, -1.0, 1.0)
+    return np.clip(wave, -1.0, 1.0, out=wave)  # in place: minutes of audio are not copied again
 
 
 def _trustworthy_declared_duration(result: FfmpegResult) -> float | None:
@@ -124,11 +125,11 @@ def integrated_loudness(wave: np.ndarray, sample_rate: int = DEFAULT_SAMPLE_RATE
     Not measurable: shorter than one 400 ms gating block, or every block below the -70 LUFS
     absolute gate (silence), where the standard's result is -inf.
     """
-    import pyloudnorm
+    from skyaudio_cli.media.loudness import integrated_loudness_streaming
 
     if wave.shape[-1] < LOUDNESS_BLOCK_SECONDS * sample_rate:
         return None
-    loudness = pyloudnorm.Meter(sample_rate).integrated_loudness(wave.astype(np.float64))
+    loudness = integrated_loudness_streaming(wave, sample_rate)
     return float(loudness) if np.isfinite(loudness) else None
 
 
@@ -148,4 +149,9 @@ def normalize_loudness(
     peak = float(np.max(np.abs(wave))) * gain
     if peak > 1.0:
         gain /= peak
-    return (wave.astype(np.float64) * gain).astype(np.float32)
+    # In chunks: a float64 copy of hours of audio would cost more than the wave itself.
+    scaled = np.empty(wave.shape, np.float32)
+    for start in range(0, wave.shape[-1], LOUDNESS_CHUNK_SAMPLES):
+        chunk = wave[start : start + LOUDNESS_CHUNK_SAMPLES].astype(np.float64)
+        scaled[start : start + LOUDNESS_CHUNK_SAMPLES] = chunk * gain
+    return scaled

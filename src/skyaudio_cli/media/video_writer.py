@@ -27,6 +27,7 @@ from skyaudio_cli.media.ffmpeg import (
     run_ffmpeg,
 )
 from skyaudio_cli.media.paths import check_output_path
+from skyaudio_cli.media.soundtrack import Soundtrack
 
 # Converted and tagged as BT.709 (HD), limited range, so players do not guess: untagged streams
 # are read as BT.601 by some players and BT.709 by others, shifting skin tones.
@@ -40,7 +41,8 @@ OUTPUT_AUDIO_SAMPLE_RATE = 48000
 
 
 class VideoWriter:
-    """Context manager writing an H.264 (yuv420p) .mp4 with an optional mono AAC soundtrack.
+    """Context manager writing an H.264 (yuv420p) .mp4 with an optional mono AAC soundtrack
+    (a wave, or a `Soundtrack` of files that ffmpeg assembles without loading them).
 
         with VideoWriter(out, fps=25, width=832, height=480, audio=wave) as writer:
             for frames in chunks:
@@ -60,14 +62,14 @@ class VideoWriter:
         fps: float,
         width: int,
         height: int,
-        audio: np.ndarray | None = None,
+        audio: np.ndarray | Soundtrack | None = None,
         audio_sample_rate: int = 16000,
         overwrite: bool = False,
         crf: int = 18,
     ) -> None:
         if fps <= 0 or width <= 0 or height <= 0:
             raise ValueError(f"fps and size must be positive, got fps={fps} size={width}x{height}")
-        if audio is not None and audio.ndim != 1:
+        if isinstance(audio, np.ndarray) and audio.ndim != 1:
             raise ValueError(f"audio must be a 1-D mono wave, got shape {audio.shape}")
         self.path = check_output_path(path, overwrite=overwrite)
         self.fps = fps
@@ -162,6 +164,15 @@ class VideoWriter:
         return [*args, "-f", "mp4", ffmpeg_file_url(output)]
 
     def _mux_audio(self, video_only: Path, final: Path) -> None:
+        if isinstance(self._audio, Soundtrack):
+            # Assembled and fitted by ffmpeg straight from the files: no wave in memory.
+            samples = round(self.frames_written / self.fps * OUTPUT_AUDIO_SAMPLE_RATE)
+            inputs, graph = self._audio.ffmpeg_arguments(1, OUTPUT_AUDIO_SAMPLE_RATE, samples)
+            args = ["-y", "-i", ffmpeg_file_url(video_only), *inputs, "-filter_complex", graph]
+            args += ["-map", "0:v:0", "-map", "[track]", "-c:v", "copy", "-c:a", "aac", "-b:a", "128k"]
+            args += ["-movflags", "+faststart", "-f", "mp4", ffmpeg_file_url(final)]
+            run_ffmpeg(args, what=f"writing video {self.path} failed")
+            return
         samples = round(self.frames_written / self.fps * self._audio_sample_rate)
         fitted = np.zeros(samples, np.float32)
         kept = min(samples, len(self._audio))

@@ -1,23 +1,31 @@
-"""Runs a validated `generate` job: inputs -> pipeline -> mp4, with progress on stderr."""
+"""Runs validated `generate` and `extend` jobs: inputs -> pipeline stream -> mp4, progress on stderr.
 
+Frames go from the pipeline to ffmpeg as each window finishes, so memory does not grow with the
+video's length.
+"""
+
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from skyaudio_cli.cli import output
-from skyaudio_cli.conditioning.audio_features import num_video_frames
-from skyaudio_cli.errors import InputError, RuntimeFailure
-from skyaudio_cli.jobs import GenerateJob
+from skyaudio_cli.errors import InputError
+from skyaudio_cli.jobs import ExtendJob, GenerateJob
 from skyaudio_cli.media.audio import audio_duration, check_audio, load_audio, normalize_loudness
 from skyaudio_cli.media.image import load_image
-from skyaudio_cli.media.video import VideoWriter, iter_frames, probe_video
-from skyaudio_cli.pipeline import parallel
+from skyaudio_cli.media.soundtrack import Segment, Soundtrack
+from skyaudio_cli.media.video import VideoInfo, iter_frames, probe_video, read_last_frames
 from skyaudio_cli.pipeline.acceleration import Acceleration
 from skyaudio_cli.pipeline.cache import PipelineCache, PipelineKey
 from skyaudio_cli.pipeline.family import family_defaults
-from skyaudio_cli.pipeline.frame_rate import resample_frame_indices
-from skyaudio_cli.pipeline.talking_video import SAMPLE_RATE
+from skyaudio_cli.pipeline.frame_rate import output_frame_count, resample_frame_indices
+from skyaudio_cli.pipeline.talking_video import SAMPLE_RATE, TalkingVideoPipeline, VideoStream
+from skyaudio_cli.pipeline.video_output import resized, retime, video_sink
 
 # Muxed audio is decoded at this rate so the output keeps the input's quality, not the 16 kHz
 # the audio encoder needs.
@@ -49,75 +57,164 @@ def run_generate(job: GenerateJob, pipelines: PipelineCache | None = None) -> di
     # HuMo also renders a person from the prompt alone; the a2v families animate a given face.
     if job.portrait is None and defaults.architecture != "humo":
         raise InputError(f"--portrait is required for model '{resolved.family}' (it animates a given face)")
-    if defaults.random_weights:
-        output.warn(
-            f"model '{resolved.family}' has RANDOM weights (a test model): the video will be noise, not a "
-            "talking person. For real output run `skyaudio weights fetch skyreels-v3-a2v` and use --model "
-            "skyreels-v3-a2v."
-        )
-
-    speech = load_audio(job.audio, sample_rate=SAMPLE_RATE)
-    check_audio(speech, job.audio, max_seconds=s.max_audio_seconds)
-    num_frames = num_video_frames(speech.size, SAMPLE_RATE, defaults.fps)
-    if num_frames > defaults.frames_per_window:
-        raise InputError(
-            f"--audio {job.audio}: {speech.size / SAMPLE_RATE:.2f} s is longer than one window "
-            f"({defaults.frames_per_window} frames = {defaults.frames_per_window / defaults.fps:.2f} s), "
-            "the most this version generates; long video is not available yet"
-        )
-    speech = normalize_loudness(speech, SAMPLE_RATE)
+    _warn_random(resolved.family, defaults)
+    speech = _load_speech(job.audio, s.max_audio_seconds)
     portrait = load_portrait(job.portrait) if job.portrait is not None else None
-
-    acceleration = Acceleration(fp8=s.fp8, offload=s.offload, compile=s.compile, cache=s.cache)
-    pipelines = pipelines or PipelineCache()
-    with output.stderr.status("loading model...") as status:
-        pipe = pipelines.get(
-            PipelineKey(s.model, s.device, s.dtype, s.attention, acceleration),
-            on_load=lambda part: status.update(f"loading {part}..."),
-        )
-    with _progress() as bar:
-        task = bar.add_task("denoising", total=None)
-        video = pipe(
-            portrait=portrait, audio=speech, prompt=s.prompt, negative_prompt=s.negative_prompt,
-            resolution=s.resolution, seed=s.seed, steps=s.steps, shift=s.shift, text_scale=s.text_scale,
-            audio_scale=s.audio_scale,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )  # fmt: skip
-
-    fps = s.fps or video.fps
+    pipe = _load_pipeline(pipelines, s)
+    stream = pipe.stream(
+        portrait=portrait, audio=speech, prompt=s.prompt, negative_prompt=s.negative_prompt,
+        resolution=s.resolution, seed=s.seed, steps=s.steps, shift=s.shift, text_scale=s.text_scale,
+        audio_scale=s.audio_scale, long_video_mode=s.long_video_mode,
+    )  # fmt: skip
+    fps = s.fps or stream.fps
     seconds = audio_duration(speech, SAMPLE_RATE)
-    indices = resample_frame_indices(len(video.frames), video.fps, fps, seconds)
-    mux_audio = load_audio(job.audio, sample_rate=MUX_SAMPLE_RATE)
-    height, width = video.frames.shape[1:3]
-    # Under torchrun every rank holds the same frames; only rank 0 writes them.
-    if parallel.is_main_process():
-        try:
-            with VideoWriter(
-                job.output, fps=fps, width=width, height=height, audio=mux_audio,
-                audio_sample_rate=MUX_SAMPLE_RATE, overwrite=job.overwrite,
-            ) as writer:  # fmt: skip
-                for index in indices:
-                    writer.write(video.frames[index])
-        except OSError as failure:
-            raise RuntimeFailure(
-                f"{job.output}: could not write video ({failure.strerror or failure})"
-            ) from failure
+    count = output_frame_count(seconds, fps)
+    with (
+        _progress(stream),
+        video_sink(
+            job.output, fps=fps, width=stream.width, height=stream.height,
+            audio=Soundtrack.of(job.audio), audio_sample_rate=MUX_SAMPLE_RATE, overwrite=job.overwrite,
+        ) as sink,
+    ):  # fmt: skip
+        indices = resample_frame_indices(stream.num_frames, stream.fps, fps, seconds)
+        for frame in retime(stream.frames, indices):
+            sink.write(frame)
     return {
         "output": str(job.output),
         "model": resolved.family,
         "random_weights": defaults.random_weights,
-        "frames": len(indices),
+        "frames": count,
         "fps": fps,
-        "width": width,
-        "height": height,
-        "duration_s": len(indices) / fps,
+        "width": stream.width,
+        "height": stream.height,
+        "duration_s": count / fps,
         "audio_duration_s": seconds,
+        "windows": stream.windows,
+        "long_video_mode": stream.mode,
         "seed": s.seed,
     }
 
 
-def _progress() -> Progress:
-    return Progress(
+def run_extend(job: ExtendJob, pipelines: PipelineCache | None = None) -> dict:
+    """Continue `job.video` with `job.audio`: the source frames (unless append-only), then new ones.
+
+    The continuation is generated at 25 fps at the family's size bucket from the source's last
+    frames (re-sampled to 25 fps when the source runs at another rate), then resized back to the
+    source size and re-timed to the output rate: the source rate unless --fps says otherwise.
+    """
+    from skyaudio_cli.weights import resolve_model
+
+    s = job.settings
+    # Inputs first: a corrupt video should not wait for (or be reported as) missing weights.
+    source = probe_video(job.video)
+    speech = _load_speech(job.audio, s.max_audio_seconds)
+    resolved = resolve_model(s.model)
+    defaults = family_defaults(resolved.family)
+    _warn_random(resolved.family, defaults)
+    context = _last_frames(source, defaults.motion_frames, defaults.fps)
+    pipe = _load_pipeline(pipelines, s)
+    stream = pipe.stream(
+        start_frames=context, audio=speech, prompt=s.prompt, negative_prompt=s.negative_prompt,
+        resolution=s.resolution, seed=s.seed, steps=s.steps, shift=s.shift, text_scale=s.text_scale,
+        audio_scale=s.audio_scale, long_video_mode=s.long_video_mode,
+    )  # fmt: skip
+
+    fps = s.fps or source.fps
+    seconds = audio_duration(speech, SAMPLE_RATE)
+    new_frames = output_frame_count(seconds, fps)
+    original = [] if job.append_only else _source_frames(source, fps)
+    original_frames = 0 if job.append_only else _source_frame_count(source, fps)
+    audio = _extended_soundtrack(job, source, original_frames / fps)
+    continuation = resized(
+        retime(stream.frames, resample_frame_indices(stream.num_frames, stream.fps, fps, seconds)),
+        source.width,
+        source.height,
+    )
+    with (
+        _progress(stream),
+        video_sink(
+            job.output, fps=fps, width=source.width, height=source.height, audio=audio,
+            audio_sample_rate=MUX_SAMPLE_RATE, overwrite=job.overwrite,
+        ) as sink,
+    ):  # fmt: skip
+        for frame in original:
+            sink.write(frame)
+        for frame in continuation:
+            sink.write(frame)
+        written = sink.frames_written
+    return {
+        "output": str(job.output),
+        "model": resolved.family,
+        "random_weights": defaults.random_weights,
+        "frames": written,
+        "source_frames": original_frames,
+        "new_frames": new_frames,
+        "fps": fps,
+        "width": source.width,
+        "height": source.height,
+        "duration_s": written / fps,
+        "audio_duration_s": seconds,
+        "windows": stream.windows,
+        "long_video_mode": stream.mode,
+        "seed": s.seed,
+    }
+
+
+def _warn_random(family: str, defaults) -> None:
+    if defaults.random_weights:
+        output.warn(
+            f"model '{family}' has RANDOM weights (a test model): the video will be noise, not a "
+            "talking person. For real output run `skyaudio weights fetch skyreels-v3-a2v` and use --model "
+            "skyreels-v3-a2v."
+        )
+
+
+def _load_speech(path: Path, max_seconds: float) -> np.ndarray:
+    speech = load_audio(path, sample_rate=SAMPLE_RATE)
+    check_audio(speech, path, max_seconds=max_seconds)
+    return normalize_loudness(speech, SAMPLE_RATE)
+
+
+def _load_pipeline(pipelines: PipelineCache | None, s) -> TalkingVideoPipeline:
+    acceleration = Acceleration(fp8=s.fp8, offload=s.offload, compile=s.compile, cache=s.cache)
+    pipelines = pipelines or PipelineCache()
+    with output.stderr.status("loading model...") as status:
+        return pipelines.get(
+            PipelineKey(s.model, s.device, s.dtype, s.attention, acceleration),
+            on_load=lambda part: status.update(f"loading {part}..."),
+        )
+
+
+def _last_frames(source: VideoInfo, count: int, model_fps: float) -> np.ndarray:
+    """The source's last `count` frames as the model sees time (resampled to its rate if needed)."""
+    if abs(source.fps - model_fps) < 1e-6:
+        return read_last_frames(source.path, count)
+    # Re-timing needs the frames from the start; only the last `count` are kept.
+    return np.stack(deque(iter_frames(source.path, fps=model_fps), maxlen=count))
+
+
+def _source_frames(source: VideoInfo, fps: float) -> Iterator[np.ndarray]:
+    return iter_frames(source.path, fps=None if abs(source.fps - fps) < 1e-6 else fps)
+
+
+def _source_frame_count(source: VideoInfo, fps: float) -> int:
+    if abs(source.fps - fps) < 1e-6:
+        return source.num_frames
+    return output_frame_count(source.duration, fps)
+
+
+def _extended_soundtrack(job: ExtendJob, source: VideoInfo, original_seconds: float) -> Soundtrack:
+    """The source's soundtrack fitted to its video (silence if it has none), then the new audio."""
+    if job.append_only:
+        return Soundtrack.of(job.audio)
+    original = Segment(source.path if source.has_audio else None, original_seconds)
+    return Soundtrack((original, Segment(job.audio)))
+
+
+@contextmanager
+def _progress(stream: VideoStream) -> Iterator[None]:
+    """One bar over all windows x steps, with an ETA, while the stream is consumed."""
+    with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total} steps"),
@@ -125,4 +222,7 @@ def _progress() -> Progress:
         TimeRemainingColumn(),
         console=output.stderr,
         transient=False,
-    )
+    ) as bar:
+        task = bar.add_task(f"denoising {stream.windows} window(s)", total=None)
+        stream.progress = lambda done, total: bar.update(task, completed=done, total=total)
+        yield

@@ -1,23 +1,32 @@
-"""The talking-portrait pipeline: portrait + speech -> frames, one window (up to 81 frames).
+"""The talking-portrait pipeline: portrait + speech -> frames, for audio of any length.
 
 Usable from Python as well as from the CLI:
 
     pipe = TalkingVideoPipeline.from_pretrained("skyreels-v3-a2v", device="cuda")
-    video = pipe(portrait=PIL.Image.open("face.png"), audio=wave_16k_mono)
+    video = pipe(portrait=PIL.Image.open("face.png"), audio=wave_16k_mono)  # all frames in memory
+    stream = pipe.stream(portrait=..., audio=...)  # or window by window, for long videos
+    for frames in stream.frames: ...
 
-Steps follow diffusers' pipeline shape: check_inputs -> encode_prompt / encode_reference /
-encode_audio -> prepare_latents -> denoise -> decode.
+Steps follow diffusers' pipeline shape: encode_prompt / encode_image / audio_windows ->
+prepare_condition / prepare_latents -> denoise (one window) -> decode; the window loops that chain
+windows into a video of any length live in long_video.py.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
-from skyaudio_cli.conditioning.audio_features import AudioFeatureEncoder, load_audio_encoder, num_video_frames
+from skyaudio_cli.conditioning.audio_features import (
+    AudioFeatureEncoder,
+    load_audio_encoder,
+    num_video_frames,
+    require_speech,
+)
 from skyaudio_cli.conditioning.audio_windows import frame_windows
 from skyaudio_cli.conditioning.image_encoder import ImageEncoder
 from skyaudio_cli.conditioning.text import TextEncoder
@@ -26,14 +35,26 @@ from skyaudio_cli.errors import InputError
 from skyaudio_cli.media.image import resize_center_crop
 from skyaudio_cli.model.transformer import AudioWanTransformer3DModel
 from skyaudio_cli.pipeline.acceleration import Acceleration, denoising_session, load_accelerated_transformer
+from skyaudio_cli.pipeline.audio_stream import AudioFeatureStream
 from skyaudio_cli.pipeline.buckets import pick_size
-from skyaudio_cli.pipeline.conditioning import known_frames_mask, padded_frame_count, reference_video
+from skyaudio_cli.pipeline.conditioning import known_frames_mask, latent_frame_count, padded_frame_count
 from skyaudio_cli.pipeline.device import resolve_attention_backend, resolve_device, resolve_dtype
 from skyaudio_cli.pipeline.family import FamilyDefaults, family_defaults
+from skyaudio_cli.pipeline.known_latents import KnownLatents
+from skyaudio_cli.pipeline.long_video import (
+    MOTION_SCHEMES,
+    KnownForWindow,
+    LongVideoMode,
+    Request,
+    WindowedGenerator,
+    to_uint8,
+)
+from skyaudio_cli.pipeline.windows import plan_latent_windows, plan_windows
 from skyaudio_cli.sampling.flow_euler import sample_euler, shifted_timesteps
 from skyaudio_cli.sampling.guidance import GuidanceScales, Pass, combine
 
 SAMPLE_RATE = 16000
+AUDIO_RADIUS = 2  # each frame hears frames i-2..i+2 (DESIGN.md section 3)
 ProgressFn = Callable[[int, int], None]
 
 
@@ -128,71 +149,49 @@ class TalkingVideoPipeline:
 
     # -- steps -------------------------------------------------------------------------------
 
-    def check_inputs(self, audio: np.ndarray, num_frames: int) -> None:
-        if audio.ndim != 1 or audio.size == 0:
-            raise InputError("audio: expected non-empty mono samples at 16 kHz")
-        if num_frames > self.defaults.frames_per_window:
-            seconds = self.defaults.frames_per_window / self.defaults.fps
-            raise InputError(
-                f"audio is {audio.size / SAMPLE_RATE:.2f} s; this version generates up to one window "
-                f"({self.defaults.frames_per_window} frames = {seconds:.2f} s)"
-                "; long video is not available yet"
-            )
-
     @torch.no_grad()
     def encode_prompt(self, prompt: str, negative_prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
         embeddings = self.text_encoder.encode([prompt, negative_prompt])
         return embeddings[:1].to(self.dtype), embeddings[1:].to(self.dtype)
 
     @torch.no_grad()
-    def encode_reference(
-        self, portrait: Image.Image, width: int, height: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pixels [1, 3, 1, H, W] in [-1, 1] and CLIP tokens [1, N, C] of the cropped portrait."""
-        cropped = np.asarray(resize_center_crop(portrait, width, height), dtype=np.float32)
-        pixels = torch.from_numpy(cropped).permute(2, 0, 1)[None, :, None] / 127.5 - 1.0
-        pixels = pixels.to(self.device)
-        tokens = self.image_encoder.encode(pixels[:, :, 0])
-        return pixels, tokens.to(self.dtype)
+    def encode_image(self, frames: torch.Tensor) -> torch.Tensor:
+        """CLIP tokens [1, N, C] of one frame [1, 3, H, W] in [-1, 1]."""
+        return self.image_encoder.encode(frames.to(self.device)).to(self.dtype)
+
+    def audio_windows(self, rows: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """Feature rows of `num_frames` frames plus AUDIO_RADIUS context rows either side ->
+        per-frame audio windows [1, num_frames, 5, layers, channels] on the device."""
+        windows = frame_windows(rows, AUDIO_RADIUS, start=AUDIO_RADIUS, stop=AUDIO_RADIUS + num_frames)
+        return windows[None].to(self.device, self.dtype)
 
     @torch.no_grad()
-    def encode_audio(self, audio: np.ndarray, num_frames: int) -> torch.Tensor:
-        """Per-frame audio windows [1, num_frames, 5, layers, channels]."""
-        features = self.audio_encoder.encode(audio, num_frames)
-        return frame_windows(features)[None].to(self.device, self.dtype)
-
-    @torch.no_grad()
-    def prepare_condition(self, reference: torch.Tensor, num_frames: int) -> torch.Tensor:
-        """concat(mask4, VAE latents16) for a video whose first frame is the reference."""
-        latents = self.vae.encode(reference_video(reference, num_frames).to(torch.float32))
-        known = torch.zeros(num_frames, dtype=torch.bool)
-        known[0] = True
+    def prepare_condition(self, video: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        """concat(mask4, VAE latents16) of a [1, 3, 1+4k, H, W] video whose `known` frames are given
+        (bool per frame; the other frames are zeros, mid-grey)."""
+        latents = self.vae.encode(video.to(torch.float32))
         mask = known_frames_mask(known, *latents.shape[-2:]).to(latents.device, latents.dtype)
         return torch.cat([mask, latents], dim=1).to(self.dtype)
 
-    def prepare_latents(self, condition: torch.Tensor, seed: int) -> torch.Tensor:
+    def prepare_latents(self, condition: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         _, _, frames, height, width = condition.shape
-        generator = torch.Generator("cpu").manual_seed(seed)
         # Noise is drawn on the CPU so the same seed gives the same video on any device.
         noise = torch.randn(
             (1, self.vae.z_dim, frames, height, width), generator=generator, dtype=torch.float32
         )
         return noise.to(self.device)
 
-    @torch.no_grad()
-    def denoise(
+    def velocity_function(
         self,
-        latents: torch.Tensor,
         *,
         condition: torch.Tensor,
         text: torch.Tensor,
         negative_text: torch.Tensor,
         image_tokens: torch.Tensor,
         audio: torch.Tensor,
-        timesteps: torch.Tensor,
         scales: GuidanceScales,
-        progress: ProgressFn | None = None,
-    ) -> torch.Tensor:
+    ) -> Callable[[torch.Tensor, float], torch.Tensor]:
+        """The guided velocity of one window: all guidance passes in one batched forward."""
         passes = scales.passes()
         text_for = {
             Pass.COND: text,
@@ -202,12 +201,12 @@ class TalkingVideoPipeline:
         }
         silent = torch.zeros_like(audio)
         audio_for = {Pass.COND: audio, Pass.DROP_TEXT: audio, Pass.DROP_AUDIO: silent, Pass.UNCOND: silent}
-        # All guidance passes go through the transformer as one batch.
         text_batch = torch.cat([text_for[p] for p in passes])
         audio_batch = torch.cat([audio_for[p] for p in passes])
         image_batch = image_tokens.expand(len(passes), -1, -1)
         condition_batch = condition.expand(len(passes), -1, -1, -1, -1)
 
+        @torch.no_grad()
         def velocity(x: torch.Tensor, t: float) -> torch.Tensor:
             model_input = torch.cat(
                 [x.to(self.dtype).expand(len(passes), -1, -1, -1, -1), condition_batch], dim=1
@@ -223,28 +222,42 @@ class TalkingVideoPipeline:
             )[0].float()
             return combine(scales, dict(zip(passes, out.split(1), strict=True)))
 
-        total = len(timesteps) - 1
+        return velocity
+
+    @torch.no_grad()
+    def denoise(
+        self,
+        latents: torch.Tensor,
+        velocity: Callable[[torch.Tensor, float], torch.Tensor],
+        timesteps: torch.Tensor,
+        *,
+        known: Sequence[KnownLatents] = (),
+        on_step: Callable[[], None] | None = None,
+    ) -> torch.Tensor:
+        """Sample one window; `known` latents are imposed before the first step and after every step."""
+
+        def impose(x: torch.Tensor, t: float) -> torch.Tensor:
+            for held in known:
+                x = held.impose(x, t)
+            return x
+
         with denoising_session(self.transformer):
             return sample_euler(
                 velocity,
-                latents,
+                impose(latents, float(timesteps[0])),
                 timesteps,
-                on_step=(lambda i: progress(i + 1, total)) if progress is not None else None,
+                after_step=impose if known else None,
+                on_step=(lambda _: on_step()) if on_step is not None else None,
             )
-
-    @torch.no_grad()
-    def decode(self, latents: torch.Tensor, num_frames: int) -> np.ndarray:
-        video = self.vae.decode(latents.to(torch.float32))[0, :, :num_frames]
-        frames = ((video.float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
-        return frames.permute(1, 2, 3, 0).cpu().numpy()
 
     # -- the whole job -----------------------------------------------------------------------
 
-    def __call__(
+    def stream(
         self,
         *,
-        portrait: Image.Image,
         audio: np.ndarray,
+        portrait: Image.Image | None = None,
+        start_frames: np.ndarray | None = None,
         prompt: str | None = None,
         negative_prompt: str | None = None,
         resolution: str | None = None,
@@ -253,53 +266,142 @@ class TalkingVideoPipeline:
         shift: float | None = None,
         text_scale: float | None = None,
         audio_scale: float | None = None,
+        long_video_mode: str = LongVideoMode.auto,
+        known_for_window: KnownForWindow | None = None,
         progress: ProgressFn | None = None,
-    ) -> GeneratedVideo:
-        """Generate frames at the model's fps; `audio` is 16 kHz mono float32."""
+    ) -> "VideoStream":
+        """Frames for `audio` (16 kHz mono float32) of any length, produced window by window.
+
+        Give `portrait` to animate it, or `start_frames` (uint8 [n, H, W, 3], the end of a video)
+        to continue them (`extend`): the continuation starts from those frames as motion context,
+        and the last one serves as the reference. Nothing runs until the stream is iterated.
+        """
         d = self.defaults
+        audio = require_speech(audio)
+        if (portrait is None) == (start_frames is None):
+            raise InputError("give exactly one of portrait and start_frames")
         num_frames = num_video_frames(audio.size, SAMPLE_RATE, d.fps)
-        self.check_inputs(audio, num_frames)
-        padded_frames = padded_frame_count(num_frames)
-        width, height = pick_size(resolution or d.resolution, portrait.width / portrait.height)
+        mode = self.resolve_mode(long_video_mode, extending=start_frames is not None)
+        if start_frames is not None:
+            width, height = pick_size(
+                resolution or d.resolution, start_frames.shape[2] / start_frames.shape[1]
+            )
+            context = frames_to_tensor(fit_motion_context(start_frames, d.motion_frames), width, height)
+            reference = context[-1:]
+        else:
+            width, height = pick_size(resolution or d.resolution, portrait.width / portrait.height)
+            context = None
+            reference = frames_to_tensor(
+                np.asarray(resize_center_crop(portrait.convert("RGB"), width, height))[None], width, height
+            )
+        reference, context = (x.to(self.device) if x is not None else None for x in (reference, context))
+        if mode == LongVideoMode.fusion:
+            plan = None
+            windows = len(
+                plan_latent_windows(
+                    latent_frame_count(padded_frame_count(num_frames)),
+                    window=latent_frame_count(d.frames_per_window),
+                    overlap=d.fusion_overlap,
+                )
+            )
+        else:
+            scheme = MOTION_SCHEMES[mode]
+            plan = plan_windows(
+                num_frames, window=d.frames_per_window, motion=d.motion_frames, drop=scheme.drop,
+                first_motion=0 if context is None else d.motion_frames,
+            )  # fmt: skip
+            windows = len(plan.windows) + (1 if scheme.keyframes and not plan.single else 0)
+        timesteps = shifted_timesteps(steps or d.steps, shift or d.shift).to(torch.float32)
+        video = VideoStream(
+            frames=iter(()), fps=d.fps, width=width, height=height, num_frames=num_frames,
+            windows=windows, mode=str(mode), progress=progress,
+        )  # fmt: skip
+        total_steps = windows * (len(timesteps) - 1)
 
-        text, negative_text = self.encode_prompt(prompt or d.prompt, negative_prompt or d.negative_prompt)
-        reference, image_tokens = self.encode_reference(portrait, width, height)
-        audio_windows = self.encode_audio(pad_audio_reversed(audio, padded_frames, d.fps), padded_frames)
-        condition = self.prepare_condition(reference, padded_frames)
-        latents = self.prepare_latents(condition, seed)
+        def frames() -> Iterator[np.ndarray]:
+            text, negative_text = self.encode_prompt(prompt or d.prompt, negative_prompt or d.negative_prompt)
+            request = Request(
+                text=text,
+                negative_text=negative_text,
+                reference=reference,
+                reference_tokens=self.encode_image(reference),
+                audio=AudioFeatureStream(self.audio_encoder, audio, num_frames, d.fps),
+                timesteps=timesteps,
+                scales=GuidanceScales(
+                    text=d.text_scale if text_scale is None else text_scale,
+                    audio=d.audio_scale if audio_scale is None else audio_scale,
+                ),
+                generator=torch.Generator("cpu").manual_seed(seed),
+                start_frames=context,
+                known_for_window=known_for_window,
+            )
+            done = 0
 
-        latents = self.denoise(
-            latents,
-            condition=condition,
-            text=text,
-            negative_text=negative_text,
-            image_tokens=image_tokens,
-            audio=audio_windows,
-            timesteps=shifted_timesteps(steps or d.steps, shift or d.shift).to(torch.float32),
-            scales=GuidanceScales(
-                text=d.text_scale if text_scale is None else text_scale,
-                audio=d.audio_scale if audio_scale is None else audio_scale,
-            ),
-            progress=progress,
-        )
-        return GeneratedVideo(frames=self.decode(latents, num_frames), fps=d.fps)
+            def on_step() -> None:
+                nonlocal done
+                done += 1
+                if video.progress is not None:
+                    video.progress(done, total_steps)
+
+            generator = WindowedGenerator(self, request, on_step)
+            chunks = (
+                generator.fused_frames(num_frames, d.fusion_overlap)
+                if plan is None
+                else generator.motion_frames(plan, scheme)
+            )
+            for chunk in chunks:
+                yield to_uint8(chunk)
+
+        video.frames = frames()
+        return video
+
+    def resolve_mode(self, requested: str, *, extending: bool = False) -> LongVideoMode:
+        mode = LongVideoMode(requested)
+        if mode == LongVideoMode.auto:
+            mode = LongVideoMode(self.defaults.long_video_mode)
+        if extending and mode == LongVideoMode.fusion:
+            raise InputError(
+                "--long-video-mode fusion cannot continue a video (it has no motion frames); "
+                "use skyreels or infinitetalk"
+            )
+        return mode
+
+    def __call__(self, **kwargs) -> GeneratedVideo:
+        """Generate the whole video in memory (see `stream` for long videos); same arguments."""
+        stream = self.stream(**kwargs)
+        return GeneratedVideo(frames=np.concatenate(list(stream.frames)), fps=stream.fps)
 
 
-def pad_audio_reversed(audio: np.ndarray, num_frames: int, fps: float) -> np.ndarray:
-    """Extend audio to cover `num_frames` frames by mirroring its tail.
+@dataclass
+class VideoStream:
+    """A video being generated: iterate `frames` for uint8 [n, H, W, 3] batches, in order."""
 
-    A mirrored tail keeps the speech envelope continuous at the cut (silence would make the
-    mouth snap shut in the padding frames, which are trimmed afterwards anyway).
+    frames: Iterator[np.ndarray]
+    fps: float
+    width: int
+    height: int
+    num_frames: int
+    windows: int  # generation windows (incl. a skyreels preview window)
+    mode: str
+    progress: ProgressFn | None = None  # (steps done, total steps) over all windows; may be set late
+
+
+def frames_to_tensor(frames: np.ndarray, width: int, height: int) -> torch.Tensor:
+    """uint8 [n, H, W, 3] -> [n, 3, height, width] in [-1, 1], plain-resized when the size differs.
+
+    Plain resize, not crop: `extend` resizes its continuation back to the source size, and the round
+    trip must keep the picture's geometry so the cut between source and continuation does not jump.
     """
-    needed = int(np.ceil(num_frames * SAMPLE_RATE / fps))
-    if audio.size >= needed:
-        return audio
-    pieces = [audio]
-    length = audio.size
-    reverse = True
-    while length < needed:
-        piece = audio[::-1] if reverse else audio
-        pieces.append(piece[: needed - length])
-        length += pieces[-1].size
-        reverse = not reverse
-    return np.concatenate(pieces)
+    pixels = torch.from_numpy(np.array(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    if pixels.shape[-2:] != (height, width):
+        pixels = F.interpolate(pixels, size=(height, width), mode="bicubic", antialias=True).clamp(-1, 1)
+    return pixels
+
+
+def fit_motion_context(frames: np.ndarray, motion_frames: int) -> np.ndarray:
+    """The last `motion_frames` frames; a shorter video is padded by repeating its first frame."""
+    if len(frames) == 0:
+        raise InputError("the video to continue has no frames")
+    frames = frames[-motion_frames:]
+    missing = motion_frames - len(frames)
+    return np.concatenate([np.repeat(frames[:1], missing, axis=0), frames]) if missing else frames

@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from skyaudio_cli.errors import RuntimeFailure
+from skyaudio_cli.media.soundtrack import Soundtrack
 from skyaudio_cli.media.video import VideoWriter
 from skyaudio_cli.pipeline import parallel
 
@@ -54,7 +55,7 @@ def video_sink(
     fps: float,
     width: int,
     height: int,
-    audio: np.ndarray,
+    audio: np.ndarray | Soundtrack,
     audio_sample_rate: int,
     overwrite: bool,
 ) -> Iterator[VideoWriter | _Discard]:
