@@ -67,6 +67,20 @@ def tiny_model(tmp_path_factory) -> Path:
     return make_tiny(tmp_path_factory.mktemp("models") / "tiny")
 
 
+@pytest.fixture
+def run_cli(capsys):
+    """Run `skyaudio ARGS...` in-process: `code, stdout, stderr = run_cli([...])`."""
+    from skyaudio_cli.cli.app import main
+
+    def run(args):
+        with pytest.raises(SystemExit) as done:
+            main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return done.value.code, captured.out, captured.err
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def make_wav():
     """Write float samples in [-1, 1] as a 16-bit PCM wav: `make_wav(path, samples, rate=16000)`."""

@@ -105,6 +105,63 @@ def validate_generate(job: GenerateJob) -> None:
     check_output_path(job.output, overwrite=job.overwrite)
 
 
+@dataclass(frozen=True)
+class EditLipsyncJob:
+    """Re-lip-sync `video` to `audio`. The region to regenerate is detected (lower face) unless
+    `mask_video` (bright = edit) or `face_box` ("x,y,w,h" in source pixels) gives it."""
+
+    video: Path
+    audio: Path
+    output: Path
+    overwrite: bool = False
+    mask_video: Path | None = None
+    face_box: str | None = None  # "x,y,w,h", see parse_face_box
+    debug_mask: Path | None = None
+    allow_no_face: bool = False
+    loop_mode: str = "pingpong"
+    keep_original_audio: bool = False
+    settings: Settings = field(default_factory=Settings)
+
+
+def parse_face_box(text: str) -> tuple[int, int, int, int]:
+    """`--face-box x,y,w,h` in source pixels (upright, as players show the video)."""
+    parts = text.split(",")
+    if len(parts) != 4 or not all(p.strip().lstrip("-").isdigit() for p in parts):
+        raise InputError(
+            f"--face-box {text!r}: expected four integers x,y,w,h (pixels), e.g. 400,300,200,160"
+        )
+    x, y, w, h = (int(p) for p in parts)
+    if w <= 0 or h <= 0 or x < 0 or y < 0:
+        raise InputError(f"--face-box {text!r}: x and y must be >= 0, width and height > 0")
+    return x, y, w, h
+
+
+def validate_edit_lipsync(job: EditLipsyncJob) -> None:
+    from skyaudio_cli.media.video import check_output_path
+
+    require_file(job.video, "--video")
+    require_file(job.audio, "--audio")
+    inputs = {"the input video": job.video, "the audio input": job.audio}
+    if job.mask_video is not None:
+        require_file(job.mask_video, "--mask-video")
+        inputs["the mask video"] = job.mask_video
+    if job.mask_video is not None and job.face_box is not None:
+        raise InputError("--mask-video and --face-box: give one of them (or neither, to detect the face)")
+    if job.face_box is not None:
+        parse_face_box(job.face_box)
+    for name, path in inputs.items():
+        if path.resolve() == job.output.resolve():
+            raise InputError(f"--output {job.output}: would overwrite {name}")
+        if job.debug_mask is not None and path.resolve() == job.debug_mask.resolve():
+            raise InputError(f"--debug-mask {job.debug_mask}: would overwrite {name}")
+    if job.debug_mask is not None:
+        if job.debug_mask.resolve() == job.output.resolve():
+            raise InputError(f"--debug-mask {job.debug_mask}: is the same file as --output")
+        check_output_path(job.debug_mask, overwrite=job.overwrite)
+    validate_settings(job.settings)
+    check_output_path(job.output, overwrite=job.overwrite)
+
+
 def validate_extend(job: ExtendJob) -> None:
     from skyaudio_cli.media.video import check_output_path
 

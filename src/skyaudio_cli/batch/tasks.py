@@ -72,5 +72,20 @@ def _register_builtin_tasks() -> None:
         )
     )
 
+    from skyaudio_cli.cli.video_commands import edit_lipsync
+    from skyaudio_cli.jobs import EditLipsyncJob, validate_edit_lipsync
+
+    register(
+        TaskSpec(
+            name="edit-lipsync",
+            job_type=EditLipsyncJob,
+            validate=validate_edit_lipsync,
+            run="skyaudio_cli.pipeline.run_lipsync:run_edit_lipsync",
+            command=edit_lipsync,
+            # Follows the new audio, unless the rest of a longer video is kept.
+            expected_seconds=lambda job: None if job.keep_original_audio else _audio_seconds(job.audio),
+        )
+    )
+
 
 _register_builtin_tasks()

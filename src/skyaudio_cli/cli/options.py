@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from skyaudio_cli.pipeline.edit_timeline import LoopMode  # pure module: no heavy imports
+
 GENERATION = "Generation"
 RUNTIME = "Runtime"
 
@@ -147,3 +149,52 @@ LongVideoModeOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON result object on stdout.")]
+
+# edit-lipsync: which region is regenerated, and what happens when video and audio lengths differ.
+EDIT = "Edit region and length"
+
+
+MaskVideoOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Grey/binary video (same length; resized to the video) marking the region to regenerate "
+        "(bright = edit), instead of detecting the face.",
+        rich_help_panel=EDIT,
+    ),
+]
+FaceBoxOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="x,y,w,h: a fixed rectangle (source pixels) to regenerate on every frame, e.g. mouth and chin.",
+        rich_help_panel=EDIT,
+    ),
+]
+DebugMaskOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Also write this .mp4: the output with the edit mask and face crop drawn on it.",
+        rich_help_panel=EDIT,
+    ),
+]
+AllowNoFaceOpt = Annotated[
+    bool,
+    typer.Option(
+        help="If no face is found at all, write the video unchanged with the new audio instead of failing.",
+        rich_help_panel=EDIT,
+    ),
+]
+LoopModeOpt = Annotated[
+    LoopMode,
+    typer.Option(
+        help="Video shorter than the audio: play it back and forth, or hold its last frame.",
+        rich_help_panel=EDIT,
+    ),
+]
+KeepOriginalAudioOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Video longer than the audio: play it to its end, with its original sound after the new "
+        "audio (default: trim).",
+        rich_help_panel=EDIT,
+    ),
+]

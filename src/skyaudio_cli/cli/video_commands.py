@@ -8,6 +8,7 @@ import typer
 
 from skyaudio_cli.cli import output
 from skyaudio_cli.cli.options import (
+    AllowNoFaceOpt,
     Attention,
     AttentionOpt,
     AudioOpt,
@@ -15,15 +16,21 @@ from skyaudio_cli.cli.options import (
     CacheMode,
     CacheOpt,
     CompileOpt,
+    DebugMaskOpt,
     Device,
     DeviceOpt,
     DType,
     DTypeOpt,
+    FaceBoxOpt,
     FP8Opt,
     FpsOpt,
     JsonOpt,
+    KeepOriginalAudioOpt,
     LongVideoMode,
     LongVideoModeOpt,
+    LoopMode,
+    LoopModeOpt,
+    MaskVideoOpt,
     MaxAudioOpt,
     ModelOpt,
     NegativePromptOpt,
@@ -38,8 +45,7 @@ from skyaudio_cli.cli.options import (
     TextScaleOpt,
     VideoOpt,
 )
-from skyaudio_cli.errors import NotAvailableError
-from skyaudio_cli.jobs import DEFAULT_MAX_AUDIO_SECONDS, DEFAULT_MODEL, GenerateJob, Settings, require_file
+from skyaudio_cli.jobs import DEFAULT_MAX_AUDIO_SECONDS, DEFAULT_MODEL, GenerateJob, Settings
 
 
 def generate(
@@ -109,6 +115,12 @@ def edit_lipsync(
     video: VideoOpt,
     audio: AudioOpt,
     output_path: OutputOpt,
+    mask_video: MaskVideoOpt = None,
+    face_box: FaceBoxOpt = None,
+    debug_mask: DebugMaskOpt = None,
+    allow_no_face: AllowNoFaceOpt = False,
+    loop_mode: LoopModeOpt = LoopMode.pingpong,
+    keep_original_audio: KeepOriginalAudioOpt = False,
     prompt: PromptOpt = None,
     negative_prompt: NegativePromptOpt = None,
     model: ModelOpt = DEFAULT_MODEL,
@@ -118,6 +130,7 @@ def edit_lipsync(
     shift: ShiftOpt = None,
     text_scale: TextScaleOpt = None,
     audio_scale: AudioScaleOpt = None,
+    max_audio_seconds: MaxAudioOpt = DEFAULT_MAX_AUDIO_SECONDS,
     overwrite: OverwriteOpt = False,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.bf16,
@@ -126,10 +139,31 @@ def edit_lipsync(
 ) -> None:
     """Re-lip-sync a video to new audio, changing only the lower face.
 
+    The output keeps the video's resolution and frame rate and lasts as long as the audio; every
+    pixel outside the (feathered) lower-face mask is the original's.
+
     Example: skyaudio edit-lipsync --video in.mp4 --audio dub.wav -o dubbed.mp4
     """
-    _validate_video_task(video, audio, output_path, overwrite, resolution, device, dtype)
-    raise NotAvailableError("edit-lipsync is not available yet in this version (planned; see README)")
+    from skyaudio_cli.jobs import EditLipsyncJob, validate_edit_lipsync
+
+    job = EditLipsyncJob(
+        video=video, audio=audio, output=output_path, overwrite=overwrite, mask_video=mask_video,
+        face_box=face_box, debug_mask=debug_mask,
+        allow_no_face=allow_no_face, loop_mode=loop_mode.value, keep_original_audio=keep_original_audio,
+        settings=Settings(
+            model=model, prompt=prompt, negative_prompt=negative_prompt, resolution=resolution, seed=seed,
+            steps=steps, shift=shift, text_scale=text_scale, audio_scale=audio_scale, device=device.value,
+            dtype=dtype.value, attention=attention.value, max_audio_seconds=max_audio_seconds,
+        ),
+    )  # fmt: skip
+    validate_edit_lipsync(job)
+    output.quiet_libraries()
+    from skyaudio_cli.pipeline.run_lipsync import run_edit_lipsync
+
+    started = time.monotonic()
+    result = run_edit_lipsync(job)
+    result["seconds"] = round(time.monotonic() - started, 3)
+    _report(result, json_output)
 
 
 def extend(
@@ -197,27 +231,6 @@ def extend(
     result = run_extend(job)
     result["seconds"] = round(time.monotonic() - started, 3)
     _report(result, json_output)
-
-
-def _validate_video_task(
-    video: Path,
-    audio: Path,
-    output_path: Path,
-    overwrite: bool,
-    resolution: str | None,
-    device: Device,
-    dtype: DType,
-) -> None:
-    from skyaudio_cli.errors import InputError
-    from skyaudio_cli.jobs import validate_settings
-    from skyaudio_cli.media.video import check_output_path
-
-    require_file(video, "--video")
-    require_file(audio, "--audio")
-    if video.resolve() == output_path.resolve():
-        raise InputError(f"--output {output_path}: would overwrite the input video")
-    validate_settings(Settings(resolution=resolution, device=device.value, dtype=dtype.value))
-    check_output_path(output_path, overwrite=overwrite)
 
 
 def _report(result: dict, json_output: bool) -> None:

@@ -1,0 +1,159 @@
+"""Re-lip-sync a video to new audio: only the lower face is regenerated (DESIGN.md section 6).
+
+1. Regions: every source frame gets a crop around the face and a feathered lower-face mask
+   (face/regions.py); only boxes are kept in memory.
+2. Timelines: the output follows the new audio at the source's frame rate (edit_timeline.py); the
+   model runs at its own 25 fps over the same duration. Model frame k shows the output frame whose
+   time span contains k/25 s, and output frame i shows the model frame containing i/fps s, so the
+   mouth stays in sync at any source rate (the mapping of frame_rate.resample_frame_indices).
+3. Generation: `pipe.stream` runs its windowed loop over the model timeline on the face crops,
+   with each window holding the VAE latents of the source crops outside the (latent) mask, noised
+   to the current timestep after every step (`known_for_window`); the first source crop is the
+   reference portrait.
+4. Composite: each generated crop is resized back to the crop's size in the source and blended
+   into the untouched full-resolution source frame through the feathered mask (face/composite.py),
+   so every pixel outside the mask is the source's, bit for bit. Frames without a face get an empty
+   mask and pass through as they are.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from skyaudio_cli.face.composite import crop_for_model, paste_back
+from skyaudio_cli.face.geometry import Box
+from skyaudio_cli.face.mask import latent_mask
+from skyaudio_cli.face.regions import TrackedFaces, UserMasks
+from skyaudio_cli.pipeline.edit_timeline import EditTimeline
+from skyaudio_cli.pipeline.frame_rate import resample_frame_indices
+from skyaudio_cli.pipeline.known_latents import KnownLatents
+from skyaudio_cli.pipeline.source_frames import frames_in_order
+from skyaudio_cli.pipeline.windows import Window, mirrored_index
+
+Regions = TrackedFaces | UserMasks
+
+
+@dataclass(frozen=True)
+class EditPlan:
+    """Where every output and model frame comes from."""
+
+    video: Path
+    fps: float  # the source's (constant, after resampling) frame rate, kept by the output
+    timeline: EditTimeline  # output frame -> source frame
+    model_to_output: list[int]  # model frame (25 fps) -> output frame it is generated from
+    output_to_model: list[int]  # edited output frame -> model frame it shows
+
+    @classmethod
+    def build(
+        cls, video: Path, fps: float, timeline: EditTimeline, model_fps: float, seconds: float
+    ) -> EditPlan:
+        edited = timeline.edited_frames
+        model_frames = len(resample_frame_indices(edited, fps, model_fps, seconds))
+        return cls(
+            video=video,
+            fps=fps,
+            timeline=timeline,
+            model_to_output=resample_frame_indices(edited, fps, model_fps, seconds),
+            output_to_model=resample_frame_indices(model_frames, model_fps, fps, seconds)[:edited],
+        )
+
+    @property
+    def model_frames(self) -> int:
+        return len(self.model_to_output)
+
+    def source_of_model_frame(self, k: int) -> int:
+        return self.timeline.source_indices[self.model_to_output[k]]
+
+
+class SourceCrops:
+    """The source's face crops and masks at the model's size, per model frame, for the windows.
+
+    Windows ask for overlapping, forward-moving frame ranges (and the last one for a mirrored tail
+    past the end), so crops are read once, in order, and the last `keep` of them are buffered.
+    """
+
+    def __init__(self, plan: EditPlan, regions: Regions, width: int, height: int, keep: int) -> None:
+        self.plan, self.regions = plan, regions
+        self.width, self.height = width, height
+        sources = [plan.source_of_model_frame(k) for k in range(plan.model_frames)]
+        self._frames = frames_in_order(plan.video, sources, fps=plan.fps)
+        self._masks = regions.masks(sources)
+        self._sources = sources
+        self._buffer: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=keep)
+        self._read = 0  # model frames read so far
+
+    def first_crop(self) -> np.ndarray:
+        return self.window(0, 1)[0][0]
+
+    def window(self, start: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """Crops uint8 [length, H, W, 3] and masks uint8 [length, H, W] of model frames
+        start..start+length-1; frames past the end mirror back into the video."""
+        total = self.plan.model_frames
+        indices = [mirrored_index(k, total) for k in range(start, start + length)]
+        while self._read <= max(indices):
+            self._buffer.append(self._next())
+        first_buffered = self._read - len(self._buffer)
+        if min(indices) < first_buffered:
+            raise RuntimeError(f"model frame {min(indices)} left the buffer (first kept: {first_buffered})")
+        pairs = [self._buffer[k - first_buffered] for k in indices]
+        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+    def _next(self) -> tuple[np.ndarray, np.ndarray]:
+        frame, mask = next(self._frames), next(self._masks)
+        crop = self.regions.crops[self._sources[self._read]]
+        self._read += 1
+        model_mask = cv2.resize(mask, (self.width, self.height), interpolation=cv2.INTER_AREA)
+        return crop_for_model(frame, crop, self.width, self.height), model_mask
+
+
+def known_outside_mask(pipe, crops: SourceCrops, seed: int):
+    """The `known_for_window` hook: hold the source crop latents outside each window's mask."""
+
+    def known(window: Window) -> KnownLatents:
+        start = max(window.start, 0)
+        pixels, masks = crops.window(start, window.length)
+        video = torch.from_numpy(pixels).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
+        clean = pipe.vae.encode(video)
+        regenerate = torch.from_numpy(latent_mask(masks))[None, None]
+        keep = (~regenerate).to(clean.device, clean.dtype)
+        # Own generator per window: the held latents' noise repeats with the seed, window by window.
+        generator = torch.Generator("cpu").manual_seed(seed * 1_000_003 + window.index + 1)
+        return KnownLatents(clean=clean, mask=keep, noised=True, generator=generator)
+
+    return known
+
+
+def composite_frames(
+    plan: EditPlan, regions: Regions, generated: Iterator[np.ndarray] | None, stats: dict
+) -> Iterator[tuple[np.ndarray, Box, np.ndarray]]:
+    """Output frames in order, as (frame, crop, mask); `generated` yields model frames in order
+    (None when no frame has a face). stats["faceless"] counts edited frames that passed through."""
+    sources = plan.timeline.source_indices
+    frames = frames_in_order(plan.video, sources, fps=plan.fps)
+    masks = regions.masks(sources)
+    current, shown = None, -1
+    for i, (frame, mask) in enumerate(zip(frames, masks, strict=True)):
+        crop = regions.crops[sources[i]]
+        if i >= plan.timeline.edited_frames:  # past the new audio: the original, untouched
+            yield frame, crop, np.zeros_like(mask)
+            continue
+        if not regions.has_face[sources[i]]:
+            stats["faceless"] += 1
+            yield frame, crop, mask
+            continue
+        while shown < plan.output_to_model[i]:
+            current, shown = next(generated), shown + 1
+        yield paste_back(frame, current, crop, mask), crop, mask
+
+
+def single_frames(batches: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """The pipeline's frame batches [n, H, W, 3] as single frames."""
+    for batch in batches:
+        yield from batch

@@ -1,0 +1,215 @@
+"""Runs a validated `edit-lipsync` job: analyse faces, generate the lower face, composite, write."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from skyaudio_cli.cli import output
+from skyaudio_cli.errors import InputError, RuntimeFailure
+from skyaudio_cli.face.debug import overlay_mask
+from skyaudio_cli.face.geometry import Box
+from skyaudio_cli.face.regions import detect_faces, face_box_regions, user_mask_regions
+from skyaudio_cli.jobs import EditLipsyncJob, parse_face_box
+from skyaudio_cli.media.audio import audio_duration, check_audio, load_audio, normalize_loudness
+from skyaudio_cli.media.video import VideoInfo, VideoWriter, iter_frames, probe_video
+from skyaudio_cli.pipeline.buckets import pick_size
+from skyaudio_cli.pipeline.edit_timeline import LoopMode, plan_timeline
+from skyaudio_cli.pipeline.family import family_defaults
+from skyaudio_cli.pipeline.frame_rate import output_frame_count
+from skyaudio_cli.pipeline.lipsync import EditPlan, Regions, composite_frames, single_frames
+from skyaudio_cli.pipeline.source_frames import frames_in_order
+
+SAMPLE_RATE = 16000
+MUX_SAMPLE_RATE = 48000
+# Face crops are square: faces are roughly square, and a square crop gives the mouth the most of
+# the model's pixels for any head pose.
+CROP_ASPECT = 1.0
+
+
+@dataclass
+class EditRun:
+    """An edit ready to stream: `frames` yields (output frame, crop, mask) in order, lazily."""
+
+    plan: EditPlan
+    regions: Regions
+    frames: Iterator[tuple[np.ndarray, Box, np.ndarray]]
+    soundtrack: np.ndarray
+    summary: dict
+    stats: dict  # "faceless": edited frames that passed through for lack of a face (final once streamed)
+
+
+def run_edit_lipsync(job: EditLipsyncJob, pipelines=None) -> dict:
+    """Run one job; pass a shared `pipelines` cache to reuse loaded models across jobs."""
+    edit = prepare_edit(job, pipelines)
+    _write(job, edit)
+    return {**edit.summary, "faceless_frames": edit.stats["faceless"]}
+
+
+def prepare_edit(job: EditLipsyncJob, pipelines=None) -> EditRun:
+    """Analyse the video and set up generation; nothing is generated until `frames` is iterated."""
+    from skyaudio_cli.weights import resolve_model
+
+    s = job.settings
+    # The inputs first: a broken video or audio is reported before anything about weights.
+    info = probe_video(job.video)
+    speech = load_audio(job.audio, sample_rate=SAMPLE_RATE)
+    check_audio(speech, job.audio, max_seconds=s.max_audio_seconds)
+    seconds = audio_duration(speech, SAMPLE_RATE)
+    resolved = resolve_model(s.model)
+    defaults = family_defaults(resolved.family)
+    if defaults.random_weights:
+        output.warn(
+            f"model '{resolved.family}' has RANDOM weights (a test model): the regenerated mouth will be "
+            "noise. For real output run `skyaudio weights fetch skyreels-v3-a2v`."
+        )
+
+    with output.stderr.status("finding the face in every frame..."):
+        regions, mask_source = _regions(job, info)
+    if not any(regions.has_face) and not job.allow_no_face:
+        raise InputError(
+            f"--video {job.video}: no face found in any frame; give the region with --face-box or "
+            "--mask-video, or pass --allow-no-face to keep the video as it is with the new audio"
+        )
+    timeline = plan_timeline(
+        len(regions.crops), output_frame_count(seconds, info.fps),
+        loop=LoopMode(job.loop_mode), keep_original_audio=job.keep_original_audio,
+    )  # fmt: skip
+    plan = EditPlan.build(job.video, info.fps, timeline, defaults.fps, seconds)
+    generated = None
+    if any(regions.has_face):
+        generated = _generate(job, plan, regions, normalize_loudness(speech, SAMPLE_RATE), pipelines)
+    summary = {
+        "output": str(job.output),
+        "model": resolved.family,
+        "random_weights": defaults.random_weights,
+        "mask_source": mask_source,
+        "frames": timeline.num_frames,
+        "edited_frames": timeline.edited_frames,
+        "source_frames": len(regions.crops),
+        "looped": timeline.num_frames > len(regions.crops),
+        "fps": info.fps,
+        "width": info.width,
+        "height": info.height,
+        "duration_s": timeline.num_frames / info.fps,
+        "audio_duration_s": seconds,
+        "seed": s.seed,
+    }
+    stats = {"faceless": 0}
+    frames = composite_frames(plan, regions, generated, stats)
+    return EditRun(plan, regions, frames, _soundtrack(job, info, plan), summary, stats)
+
+
+def _regions(job: EditLipsyncJob, info: VideoInfo) -> tuple[Regions, str]:
+    """Per-frame crops and masks from the detector, the mask video or the fixed box.
+
+    Frames are read resampled to a constant rate, so a variable-frame-rate source is analysed on
+    the same frames the edit later reads.
+    """
+    fps = info.fps
+    if job.mask_video is not None:
+        size = (info.width, info.height)
+
+        def read_masks(indices):
+            return frames_in_order(job.mask_video, list(indices), fps=fps, size=size)
+
+        regions = user_mask_regions(iter_frames(job.mask_video, fps=fps, size=size), CROP_ASPECT, read_masks)
+        source_frames = sum(1 for _ in iter_frames(job.video, fps=fps))
+        if len(regions.crops) < source_frames:
+            raise InputError(
+                f"--mask-video {job.mask_video}: {len(regions.crops)} frames, fewer than the video's "
+                f"{source_frames} at {fps:g} fps"
+            )
+        return _first_frames(regions, source_frames), "mask-video"
+    if job.face_box is not None:
+        box = Box(*map(float, parse_face_box(job.face_box)))
+        if box.x + box.w > info.width or box.y + box.h > info.height:
+            raise InputError(f"--face-box {job.face_box}: outside the {info.width}x{info.height} video")
+        source_frames = sum(1 for _ in iter_frames(job.video, fps=fps))
+        return face_box_regions(box, info.width, info.height, source_frames, CROP_ASPECT), "face-box"
+    return detect_faces(iter_frames(job.video, fps=fps), CROP_ASPECT), "detected"
+
+
+def _first_frames(regions, count: int):
+    """A mask video longer than the source: only its first `count` frames matter."""
+    return replace(regions, present=regions.present[:count], crops=regions.crops[:count])
+
+
+def _generate(job: EditLipsyncJob, plan: EditPlan, regions: Regions, speech: np.ndarray, pipelines):
+    """Model frames (uint8 [H, W, 3] at the model's crop size), one at a time, in order."""
+    from PIL import Image
+
+    from skyaudio_cli.pipeline.cache import PipelineCache, PipelineKey
+    from skyaudio_cli.pipeline.lipsync import SourceCrops, known_outside_mask
+    from skyaudio_cli.pipeline.long_video import LongVideoMode
+
+    s = job.settings
+    pipelines = pipelines or PipelineCache()
+    with output.stderr.status("loading model...") as status:
+        pipe = pipelines.get(
+            PipelineKey(s.model, s.device, s.dtype, s.attention),
+            on_load=lambda part: status.update(f"loading {part}..."),
+        )
+    if getattr(pipe, "image_encoder", None) is None:
+        raise InputError(f"--model {s.model}: edit-lipsync needs a family conditioned on a reference image")
+    width, height = pick_size(s.resolution or pipe.defaults.resolution, CROP_ASPECT)
+    crops = SourceCrops(plan, regions, width, height, keep=pipe.defaults.frames_per_window)
+    # Latent fusion has no per-window hook to hold the source latents; edits chain windows by motion
+    # frames, which every image-conditioned family supports.
+    mode = pipe.resolve_mode(LongVideoMode.auto)
+    if mode == LongVideoMode.fusion:
+        mode = LongVideoMode.infinitetalk
+    stream = pipe.stream(
+        audio=speech, portrait=Image.fromarray(crops.first_crop()), prompt=s.prompt,
+        negative_prompt=s.negative_prompt, resolution=f"{width}x{height}", seed=s.seed, steps=s.steps,
+        shift=s.shift, text_scale=s.text_scale, audio_scale=s.audio_scale, long_video_mode=mode,
+        known_for_window=known_outside_mask(pipe, crops, s.seed), progress=_report_progress,
+    )  # fmt: skip
+    if stream.num_frames != plan.model_frames:
+        raise RuntimeFailure(f"model timeline mismatch: {stream.num_frames} != {plan.model_frames} frames")
+    return single_frames(stream.frames)
+
+
+def _report_progress(done: int, total: int) -> None:
+    output.info(f"denoising: step {done}/{total}")
+
+
+def _soundtrack(job: EditLipsyncJob, info: VideoInfo, plan: EditPlan) -> np.ndarray:
+    """The new audio; with --keep-original-audio, the source's own audio after it ends."""
+    new = load_audio(job.audio, sample_rate=MUX_SAMPLE_RATE)
+    edited_samples = round(plan.timeline.edited_frames / plan.fps * MUX_SAMPLE_RATE)
+    total_samples = round(plan.timeline.num_frames / plan.fps * MUX_SAMPLE_RATE)
+    if total_samples <= edited_samples:
+        return new
+    track = np.zeros(total_samples, np.float32)
+    track[: min(edited_samples, new.size)] = new[:edited_samples]
+    if info.has_audio:
+        original = load_audio(job.video, sample_rate=MUX_SAMPLE_RATE)[edited_samples:total_samples]
+        track[edited_samples : edited_samples + original.size] = original
+    return track
+
+
+def _write(job: EditLipsyncJob, edit: EditRun) -> None:
+    summary = edit.summary
+
+    def writer(path: Path) -> VideoWriter:
+        return VideoWriter(
+            path, fps=summary["fps"], width=summary["width"], height=summary["height"],
+            audio=edit.soundtrack, audio_sample_rate=MUX_SAMPLE_RATE, overwrite=job.overwrite,
+        )  # fmt: skip
+
+    try:
+        with ExitStack() as stack:
+            out = stack.enter_context(writer(job.output))
+            debug = stack.enter_context(writer(job.debug_mask)) if job.debug_mask is not None else None
+            for frame, crop, mask in edit.frames:
+                out.write(frame)
+                if debug is not None:
+                    debug.write(overlay_mask(frame, crop, mask, mask.any()))
+    except OSError as failure:
+        reason = failure.strerror or failure
+        raise RuntimeFailure(f"{job.output}: could not write video ({reason})") from failure

@@ -1,0 +1,102 @@
+"""edit-lipsync end to end on the tiny random model and a real face video (the astronaut, moving)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from skyaudio_cli.jobs import EditLipsyncJob, Settings
+from skyaudio_cli.media.audio import load_audio
+from skyaudio_cli.media.video import iter_frames, probe_video
+from skyaudio_cli.pipeline.cache import PipelineCache
+from skyaudio_cli.pipeline.run_lipsync import prepare_edit
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def pipelines():
+    return PipelineCache()
+
+
+def write_tone(folder, make_wav, seconds):
+    t = np.arange(round(seconds * 16000)) / 16000
+    return make_wav(
+        folder / f"tone{seconds}.wav", 0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(9 * t)) / 2
+    )
+
+
+@pytest.fixture(scope="module")
+def tone(tmp_path_factory, make_wav):
+    """0.3 s (8 frames): shorter than the 30-frame video."""
+    return write_tone(tmp_path_factory.mktemp("audio"), make_wav, 0.3)
+
+
+@pytest.fixture(scope="module")
+def long_tone(tmp_path_factory, make_wav):
+    """1.4 s (35 frames): longer than the 30-frame video."""
+    return write_tone(tmp_path_factory.mktemp("audio"), make_wav, 1.4)
+
+
+def job_for(video, audio, out, tiny_model, **kwargs):
+    settings = Settings(model=str(tiny_model), device="cpu", dtype="fp32", resolution="64x64")
+    return EditLipsyncJob(video=video, audio=audio, output=out, settings=settings, **kwargs)
+
+
+def full_frame_mask(shape, crop, mask):
+    full = np.zeros(shape[:2], np.uint8)
+    left, top, right, bottom = crop.pixel_bounds()
+    full[top:bottom, left:right] = mask
+    return full
+
+
+def test_only_the_masked_lower_face_changes(tmp_path, face_video, long_tone, tiny_model, pipelines):
+    edit = prepare_edit(job_for(face_video, long_tone, tmp_path / "o.mp4", tiny_model), pipelines)
+    decoded = list(iter_frames(face_video, fps=25))
+    source = [decoded[i] for i in [*range(30), 28, 27, 26, 25, 24]]  # ping-pong past the end
+    outputs = list(edit.frames)
+    assert len(outputs) == 35 == edit.summary["frames"]  # follows the 1.4 s audio
+    changed_inside = 0
+    for i, (frame, crop, mask) in enumerate(outputs):
+        full = full_frame_mask(frame.shape, crop, mask)
+        assert frame.shape == source[i].shape
+        assert np.array_equal(frame[full == 0], source[i][full == 0]), f"frame {i} changed outside the mask"
+        changed_inside += int(not np.array_equal(frame[full > 0], source[i][full > 0]))
+    faceless = [12, 13, 14]
+    for i in faceless:
+        assert np.array_equal(outputs[i][0], source[i])
+    assert changed_inside == 35 - len(faceless)  # random weights: every face frame's mouth changed
+    assert edit.stats["faceless"] == 3
+
+
+def test_cli_writes_source_size_and_fps_for_the_audio_length(tmp_path, run_cli, face_video, tone, tiny_model):
+    out, debug = tmp_path / "dub.mp4", tmp_path / "mask.mp4"
+    code, stdout, err = run_cli(
+        ["edit-lipsync", "-v", face_video, "-a", tone, "-o", out, "-m", tiny_model, "--resolution",
+         "64x64", "--device", "cpu", "--dtype", "fp32", "--debug-mask", debug, "--json"],
+    )  # fmt: skip
+    assert code == 0, err
+    result = json.loads(stdout)
+    seconds = load_audio(tone).size / 16000
+    info = probe_video(out)
+    assert (info.width, info.height, info.fps) == (320, 240, 25) and info.has_audio
+    assert 0 <= info.duration - seconds < 1 / 25 and info.num_frames == result["frames"]
+    assert not result["looped"] and result["source_frames"] == 30 and result["faceless_frames"] == 0
+    assert probe_video(debug).num_frames == info.num_frames
+
+
+def test_video_without_a_face(tmp_path, run_cli, tone, tiny_model):
+    from skyaudio_cli.media.video import VideoWriter
+
+    blank = tmp_path / "blank.mp4"
+    with VideoWriter(blank, fps=25, width=96, height=64) as writer:
+        writer.write(np.full((10, 64, 96, 3), 90, np.uint8))
+    args = ["edit-lipsync", "-v", blank, "-a", tone, "-m", tiny_model, "--device", "cpu", "--json"]
+    code, stdout, _ = run_cli([*args, "-o", tmp_path / "a.mp4"])
+    assert code == 2 and "no face found" in json.loads(stdout)["error"]
+    code, stdout, err = run_cli([*args, "-o", tmp_path / "b.mp4", "--allow-no-face"])
+    assert code == 0, err
+    assert json.loads(stdout)["faceless_frames"] == 8
+    written = np.stack(list(iter_frames(tmp_path / "b.mp4"))).astype(int)
+    assert written.shape[0] == 8  # trimmed to the audio
+    assert np.abs(written - np.stack(list(iter_frames(blank)))[:8]).max() <= 2  # H.264 re-encode only
