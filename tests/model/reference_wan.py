@@ -3,6 +3,8 @@
 Written from the documented semantics of the original release (Wan2.1 ``wan/modules/model.py``,
 InfiniteTalk ``wan/modules/multitalk_model.py`` / ``attention.py``, SkyReels-V3 ``transformer_a2v.py``)
 and consuming the ORIGINAL state-dict keys directly, one sample at a time as the original does.
+HuMo's variant (``humo/models/wan_modules/model_humo.py``, ``models/audio/audio_proj.py``: T2V cross-
+attention, per-latent audio windows, q/k/v/o audio attention with RMS q/k norms) is chosen by its keys.
 It shares no code with the package under test.
 """
 
@@ -12,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 TEXT_LEN = 512
+HUMO_PROJ = "audio_proj.audio_proj_glob_{}.layer"
 BLOCK_EPS = 1e-6
 DEFAULT_LAYER_NORM_EPS = 1e-5  # nn.LayerNorm default: CLIP MLP and audio-token norms
 PATCH = (1, 2, 2)
@@ -88,7 +91,18 @@ def group_audio(windows: torch.Tensor, vae_scale: int = 4) -> list[torch.Tensor]
     return groups
 
 
+def humo_audio_tokens(sd: dict, windows: torch.Tensor, token_dim: int) -> torch.Tensor:
+    """windows [F_lat, 8, layers, channels] -> [F_lat, tokens, token_dim]."""
+    hidden = torch.relu(_linear(sd, HUMO_PROJ.format(1), windows.flatten(1)))
+    hidden = torch.relu(_linear(sd, HUMO_PROJ.format(2), hidden))
+    tokens = _linear(sd, HUMO_PROJ.format(3), hidden).unflatten(-1, (-1, token_dim))
+    norm = HUMO_PROJ.format("norm")
+    return _layer_norm(tokens, DEFAULT_LAYER_NORM_EPS, sd[f"{norm}.weight"], sd[f"{norm}.bias"])
+
+
 def audio_tokens(sd: dict, windows: torch.Tensor, token_dim: int) -> torch.Tensor:
+    if f"{HUMO_PROJ.format(1)}.weight" in sd:
+        return humo_audio_tokens(sd, windows, token_dim)
     groups = group_audio(windows)
     hidden = [torch.relu(_linear(sd, "audio_proj.proj1", groups[0]))]
     hidden += [torch.relu(_linear(sd, "audio_proj.proj1_vf", g)) for g in groups[1:]]
@@ -118,22 +132,36 @@ def _block(sd, n, x, e0, factors, context_img, context_text, audio, heads, token
     q = _rms_norm(_linear(sd, f"{b}.cross_attn.q", y), sd[f"{b}.cross_attn.norm_q.weight"])
     k = _rms_norm(_linear(sd, f"{b}.cross_attn.k", context_text), sd[f"{b}.cross_attn.norm_k.weight"])
     v = _linear(sd, f"{b}.cross_attn.v", context_text)
-    k_img = _rms_norm(
-        _linear(sd, f"{b}.cross_attn.k_img", context_img), sd[f"{b}.cross_attn.norm_k_img.weight"]
-    )
-    v_img = _linear(sd, f"{b}.cross_attn.v_img", context_img)
-    mixed = _attention(q, k, v, heads) + _attention(q, k_img, v_img, heads)
+    mixed = _attention(q, k, v, heads)
+    if context_img is not None:
+        k_img = _rms_norm(
+            _linear(sd, f"{b}.cross_attn.k_img", context_img), sd[f"{b}.cross_attn.norm_k_img.weight"]
+        )
+        v_img = _linear(sd, f"{b}.cross_attn.v_img", context_img)
+        mixed = mixed + _attention(q, k_img, v_img, heads)
     x = x + _linear(sd, f"{b}.cross_attn.o", mixed)
 
-    y = _layer_norm(x, BLOCK_EPS, sd[f"{b}.norm_x.weight"], sd[f"{b}.norm_x.bias"])
-    dim = x.shape[-1]
-    outputs = []
-    for f in range(audio.shape[0]):
-        tokens = y[f * tokens_per_frame : (f + 1) * tokens_per_frame]
-        kv = _linear(sd, f"{b}.audio_cross_attn.kv_linear", audio[f])
-        q = _linear(sd, f"{b}.audio_cross_attn.q_linear", tokens)
-        outputs.append(_attention(q, kv[:, :dim], kv[:, dim:], heads))
-    x = x + _linear(sd, f"{b}.audio_cross_attn.proj", torch.cat(outputs))
+    humo = f"{b}.audio_cross_attn_wrapper"
+    if f"{humo}.norm1_audio.weight" in sd:
+        y = _layer_norm(x, BLOCK_EPS, sd[f"{humo}.norm1_audio.weight"], sd[f"{humo}.norm1_audio.bias"])
+        a = f"{humo}.audio_cross_attn"
+        outputs = []
+        for f in range(audio.shape[0]):
+            tokens = y[f * tokens_per_frame : (f + 1) * tokens_per_frame]
+            q = _rms_norm(_linear(sd, f"{a}.q", tokens), sd[f"{a}.norm_q.weight"])
+            k = _rms_norm(_linear(sd, f"{a}.k", audio[f]), sd[f"{a}.norm_k.weight"])
+            outputs.append(_attention(q, k, _linear(sd, f"{a}.v", audio[f]), heads))
+        x = x + _linear(sd, f"{a}.o", torch.cat(outputs))
+    else:
+        y = _layer_norm(x, BLOCK_EPS, sd[f"{b}.norm_x.weight"], sd[f"{b}.norm_x.bias"])
+        dim = x.shape[-1]
+        outputs = []
+        for f in range(audio.shape[0]):
+            tokens = y[f * tokens_per_frame : (f + 1) * tokens_per_frame]
+            kv = _linear(sd, f"{b}.audio_cross_attn.kv_linear", audio[f])
+            q = _linear(sd, f"{b}.audio_cross_attn.q_linear", tokens)
+            outputs.append(_attention(q, kv[:, :dim], kv[:, dim:], heads))
+        x = x + _linear(sd, f"{b}.audio_cross_attn.proj", torch.cat(outputs))
 
     y = _layer_norm(x, BLOCK_EPS) * (1 + c_scale) + c_shift
     ffn = _linear(sd, f"{b}.ffn.2", F.gelu(_linear(sd, f"{b}.ffn.0", y), approximate="tanh"))
@@ -147,16 +175,17 @@ def reference_forward(
     latents: torch.Tensor,
     timestep: float,
     text: torch.Tensor,
-    clip: torch.Tensor,
+    clip: torch.Tensor | None,
     audio_windows: torch.Tensor,
     out_channels: int = 16,
 ) -> torch.Tensor:
-    """One sample: latents [C, F, H, W], text [L<=512, text_dim] (padded here), clip [257, image_dim],
-    audio_windows [T_video, 5, layers, channels]. Returns [out_channels, F, H, W] in float64."""
+    """One sample: latents [C, F, H, W], text [L<=512, text_dim] (padded here), clip [257, image_dim]
+    (None for HuMo), audio_windows [T_video, 5, layers, channels] (HuMo: [F, 8, layers, channels]).
+    Returns [out_channels, F, H, W] in float64."""
     sd = {k: v.double() for k, v in state_dict.items()}
     dim = sd["patch_embedding.bias"].shape[0]
     freq_dim = sd["time_embedding.0.weight"].shape[1]
-    token_dim = sd["audio_proj.norm.weight"].shape[0]
+    token_dim = sd.get("audio_proj.norm.weight", sd.get(f"{HUMO_PROJ.format('norm')}.weight")).shape[0]
 
     x = F.conv3d(
         latents.double()[None], sd["patch_embedding.weight"], sd["patch_embedding.bias"], stride=PATCH
@@ -175,13 +204,15 @@ def reference_forward(
     context_text = _linear(
         sd, "text_embedding.2", F.gelu(_linear(sd, "text_embedding.0", padded), approximate="tanh")
     )
-    y = _layer_norm(
-        clip.double(), DEFAULT_LAYER_NORM_EPS, sd["img_emb.proj.0.weight"], sd["img_emb.proj.0.bias"]
-    )
-    y = _linear(sd, "img_emb.proj.3", F.gelu(_linear(sd, "img_emb.proj.1", y)))
-    context_img = _layer_norm(
-        y, DEFAULT_LAYER_NORM_EPS, sd["img_emb.proj.4.weight"], sd["img_emb.proj.4.bias"]
-    )
+    context_img = None
+    if clip is not None:
+        y = _layer_norm(
+            clip.double(), DEFAULT_LAYER_NORM_EPS, sd["img_emb.proj.0.weight"], sd["img_emb.proj.0.bias"]
+        )
+        y = _linear(sd, "img_emb.proj.3", F.gelu(_linear(sd, "img_emb.proj.1", y)))
+        context_img = _layer_norm(
+            y, DEFAULT_LAYER_NORM_EPS, sd["img_emb.proj.4.weight"], sd["img_emb.proj.4.bias"]
+        )
 
     audio = audio_tokens(sd, audio_windows.double(), token_dim)
     factors = rope_factors(dim // heads, grid)

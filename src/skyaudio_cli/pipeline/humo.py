@@ -161,8 +161,7 @@ class HumoPipeline(TalkingVideoPipeline):
         num_frames = num_video_frames(audio.size, SAMPLE_RATE, d.fps)
         self.require_one_window(num_frames)
         latent_frames = 1 + (padded_frame_count(num_frames) - 1) // self.vae.temporal_stride
-        aspect = portrait.width / portrait.height if portrait is not None else TEXT_ONLY_ASPECT
-        width, height = pick_size(resolution or d.resolution, aspect)
+        width, height = self.output_size(portrait, resolution)
 
         text, negative_text = self.encode_prompt(prompt or d.prompt, negative_prompt or d.negative_prompt)
         reference = self.encode_portrait(portrait, width, height)
@@ -195,6 +194,47 @@ class HumoPipeline(TalkingVideoPipeline):
         video = self.vae.decode(latents[:, :, :-1].float())[0, :, :num_frames]
         frames = ((video.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
         return GeneratedVideo(frames=frames.permute(1, 2, 3, 0).cpu().numpy(), fps=d.fps)
+
+    def output_size(self, portrait: Image.Image | None, resolution: str | None) -> tuple[int, int]:
+        aspect = portrait.width / portrait.height if portrait is not None else TEXT_ONLY_ASPECT
+        return pick_size(resolution or self.defaults.resolution, aspect)
+
+    def stream(
+        self,
+        *,
+        audio: np.ndarray,
+        portrait: Image.Image | None = None,
+        start_frames: np.ndarray | None = None,
+        long_video_mode: str | None = None,
+        **settings,
+    ):
+        """The streaming interface the CLI drives (``TalkingVideoPipeline.stream``): one window here,
+        generated when ``frames`` is iterated; ``settings`` are ``__call__``'s. ``long_video_mode`` is
+        accepted and has no effect (a single window)."""
+        # Imported here: the streaming result type belongs to the a2v pipeline's long-video API.
+        from skyaudio_cli.pipeline.talking_video import VideoStream
+
+        if start_frames is not None:
+            raise InputError(
+                f"{self.defaults.family}: HuMo models cannot continue a video (no motion frames)"
+            )
+        num_frames = num_video_frames(audio.size, SAMPLE_RATE, self.defaults.fps)
+        self.require_one_window(num_frames)
+        width, height = self.output_size(portrait, settings.get("resolution"))
+        result = VideoStream(
+            frames=iter(()), fps=self.defaults.fps, width=width, height=height, num_frames=num_frames,
+            windows=1, mode="single-window",
+        )  # fmt: skip
+
+        def report(done: int, total: int) -> None:
+            if result.progress is not None:  # set by the caller once it starts consuming
+                result.progress(done, total)
+
+        def frames():
+            yield self(portrait=portrait, audio=audio, progress=report, **settings).frames
+
+        result.frames = frames()
+        return result
 
     def require_one_window(self, num_frames: int) -> None:
         # Long HuMo video needs the sliding-window latent fusion (DESIGN.md section 5), not wired yet.
