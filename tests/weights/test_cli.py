@@ -49,7 +49,8 @@ def test_list_json() -> None:
     listing = json.loads(stdout)
     assert code == 0 and listing["status"] == "ok"
     rows = {row["name"]: row for row in listing["models"]}
-    assert list(rows) == ["skyreels-v3-a2v", "infinitetalk", "humo-17b", "humo-1.7b", "tiny-random"]
+    hub_families = ["skyreels-v3-a2v", "infinitetalk", "humo-17b", "humo-1.7b"]
+    assert list(rows) == [*hub_families, "tiny-random", "tiny-humo"]
     assert [name for name, row in rows.items() if row["default"]] == ["skyreels-v3-a2v"]
     assert rows["skyreels-v3-a2v"]["downloaded"] is False and rows["tiny-random"]["downloaded"] is None
     assert rows["humo-17b"]["size_bytes"] > 50e9

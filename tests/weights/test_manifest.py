@@ -16,9 +16,10 @@ HUB_FAMILIES = ["skyreels-v3-a2v", "infinitetalk", "humo-17b", "humo-1.7b"]
 
 def test_packaged_manifest_families() -> None:
     manifest = load_manifest()
-    assert list(manifest.models) == [*HUB_FAMILIES, "tiny-random"]
+    assert list(manifest.models) == [*HUB_FAMILIES, "tiny-random", "tiny-humo"]
     assert manifest.default == "skyreels-v3-a2v"
-    assert manifest.models["tiny-random"].generated and not manifest.models["tiny-random"].components
+    for tiny in ("tiny-random", "tiny-humo"):
+        assert manifest.models[tiny].generated and not manifest.models[tiny].components
     audio = {name: spec.audio_encoder for name, spec in manifest.models.items()}
     assert audio == {
         "skyreels-v3-a2v": "wav2vec2",
@@ -26,6 +27,7 @@ def test_packaged_manifest_families() -> None:
         "humo-17b": "whisper",
         "humo-1.7b": "whisper",
         "tiny-random": "wav2vec2",
+        "tiny-humo": "whisper",
     }
 
 
@@ -59,7 +61,8 @@ def test_unknown_model_names_the_known_ones() -> None:
     with pytest.raises(InputError) as unknown:
         get_model("wan-9000")
     assert str(unknown.value) == (
-        "unknown model 'wan-9000'; known: skyreels-v3-a2v, infinitetalk, humo-17b, humo-1.7b, tiny-random"
+        "unknown model 'wan-9000'; known: skyreels-v3-a2v, infinitetalk, humo-17b, humo-1.7b, tiny-random, "
+        "tiny-humo"
     )
 
 
