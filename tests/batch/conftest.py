@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skyaudio_cli.cli.app import main
 from skyaudio_cli.media.audio import load_audio
 from skyaudio_cli.media.video import probe_video
 
@@ -56,28 +55,27 @@ def write_manifest():
     return write
 
 
-@pytest.fixture(scope="session")
-def batch_cli():
-    """`batch_cli(*args)` -> (exit code, result dicts from --results, stderr) run in this process."""
+@pytest.fixture
+def batch_cli(run_cli):
+    """`batch_cli(manifest, *args)` -> (exit code, result dicts from --results, stderr), in-process."""
 
-    def run(manifest: Path, *args, capsys) -> tuple[int, list[dict], str]:
+    def run(manifest: Path, *args) -> tuple[int, list[dict], str]:
         results = manifest.with_name(manifest.stem + "-results.jsonl")
-        with pytest.raises(SystemExit) as done:
-            main(["batch", str(manifest), "--results", str(results), *[str(a) for a in args]])
-        stderr = capsys.readouterr().err
+        code, _, stderr = run_cli(["batch", manifest, "--results", results, *args])
         lines = results.read_text().splitlines() if results.exists() else []
-        return done.value.code, [json.loads(line) for line in lines], stderr
+        return code, [json.loads(line) for line in lines], stderr
 
     return run
 
 
 @pytest.fixture(scope="session")
 def assert_complete():
-    """`assert_complete(video, audio)`: decodes fully, has sound, lasts as long as the audio to one frame."""
+    """`assert_complete(video, audio, before=0.0)`: decodes fully, has sound, and lasts `before`
+    seconds plus the audio, to one frame."""
 
-    def check(video: Path, audio: Path) -> None:
+    def check(video: Path, audio: Path, before: float = 0.0) -> None:
         info = probe_video(video)
-        seconds = load_audio(audio).size / 16000
+        seconds = before + load_audio(audio).size / 16000
         assert info.has_audio and info.fps == 25
         assert 0 <= info.duration - seconds < 1 / 25
 

@@ -154,7 +154,7 @@ def test_devices_replace_every_jobs_device_before_validation(tmp_path, speech_wa
 
 
 def test_validate_only_reports_all_invalid_lines_and_loads_nothing(
-    tmp_path, capsys, monkeypatch, write_manifest, batch_cli, job_line, clips
+    tmp_path, monkeypatch, write_manifest, batch_cli, job_line, clips
 ):
     from skyaudio_cli.pipeline.cache import PipelineCache
 
@@ -169,12 +169,12 @@ def test_validate_only_reports_all_invalid_lines_and_loads_nothing(
             "{oops",
         ],
     )
-    code, results, stderr = batch_cli(manifest, "--validate-only", capsys=capsys)
+    code, results, stderr = batch_cli(manifest, "--validate-only")
     assert code == EXIT_USAGE and results == []
     assert "line 2: --audio" in stderr and 'line 4: unknown key "colour"' in stderr
     assert "line 5: not valid JSON" in stderr
     assert "1 jobs to run" in stderr
 
     ok = write_manifest(tmp_path / "ok.jsonl", [job_line(clips[0], tmp_path / "a.mp4")])
-    assert batch_cli(ok, "--validate-only", capsys=capsys)[0] == 0
+    assert batch_cli(ok, "--validate-only")[0] == 0
     assert not (tmp_path / "a.mp4").exists()

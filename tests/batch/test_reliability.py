@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from skyaudio_cli.errors import EXIT_BATCH_NONE_SUCCEEDED, EXIT_BATCH_SOME_FAILED, EXIT_RUNTIME, EXIT_USAGE
@@ -14,31 +15,56 @@ from skyaudio_cli.errors import EXIT_BATCH_NONE_SUCCEEDED, EXIT_BATCH_SOME_FAILE
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture
+def small_video(tmp_path, clips):
+    """`small_video(name, frames)`: a 32x32 25 fps clip with sound and no face in it."""
+    from skyaudio_cli.media.audio import load_audio
+    from skyaudio_cli.media.video import VideoWriter
+
+    def make(name: str, frames: np.ndarray):
+        path = tmp_path / name
+        with VideoWriter(path, fps=25, width=32, height=32, audio=load_audio(clips[0])) as writer:
+            writer.write(frames)
+        return path
+
+    return make
+
+
 def test_twenty_jobs_five_bad_ones_reported_the_rest_complete(
-    tmp_path, capsys, clips, job_line, write_manifest, batch_cli, assert_complete, partial_files
+    tmp_path, clips, job_line, write_manifest, batch_cli, assert_complete, partial_files, small_video
 ):
     out = tmp_path / "out"
     out.mkdir()
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"RIFF" + bytes(range(256)) * 8)
-    not_an_image = tmp_path / "face.png"
-    not_an_image.write_text("this is not a picture")
+    faceless = small_video("faceless.mp4", np.full((4, 32, 32, 3), 128, np.uint8))
+    source = small_video("source.mp4", np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), np.uint8))
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where the output folder should be")
+
+    def video_task(task: str, video, audio, output, **fields) -> dict:
+        line = job_line(audio, output, task=task, video=str(video), **fields)
+        del line["portrait"]
+        return line
+
     bad = {
         2: (job_line(tmp_path / "missing.wav", out / "bad2.mp4"), "missing.wav: file not found"),
         6: (job_line(corrupt, out / "bad6.mp4"), "corrupt.wav"),
-        10: (job_line(clips[0], out / "bad10.mp4", portrait=str(not_an_image)), "face.png"),
+        10: (video_task("edit-lipsync", faceless, clips[0], out / "bad10.mp4"), "no face found in any frame"),
         14: (job_line(clips[0], blocker / "bad14.mp4"), "output folder is not a directory"),
         18: (job_line(clips[0], out / "bad18.mp4", resolution="33x32"), "33x32"),
     }
-    good_audio = {n: clips[n % len(clips)] for n in range(20) if n not in bad}
+    extended = {4, 12}  # good jobs continuing `source` rather than animating the portrait
+    audio = {n: clips[n % len(clips)] for n in range(20) if n not in bad}
     lines = [
-        bad[n][0] if n in bad else job_line(good_audio[n], out / f"good{n}.mp4", seed=n) for n in range(20)
-    ]
+        bad[n][0] if n in bad
+        else video_task("extend", source, audio[n], out / f"good{n}.mp4", seed=n) if n in extended
+        else job_line(audio[n], out / f"good{n}.mp4", seed=n)
+        for n in range(20)
+    ]  # fmt: skip
     manifest = write_manifest(tmp_path / "jobs.jsonl", lines)
 
-    code, results, stderr = batch_cli(manifest, capsys=capsys)
+    code, results, stderr = batch_cli(manifest)
 
     assert code == EXIT_BATCH_SOME_FAILED
     assert [r["index"] for r in results] == list(range(20))
@@ -48,15 +74,15 @@ def test_twenty_jobs_five_bad_ones_reported_the_rest_complete(
             assert bad[n][1] in record["error"] and f"line {n + 1}: " in stderr
         else:
             assert record["status"] == "ok" and record["error"] is None, record
-            assert_complete(out / f"good{n}.mp4", good_audio[n])
-    # One model load, paid by the first job to run; every later job reused it.
+            assert_complete(out / f"good{n}.mp4", audio[n], before=5 / 25 if n in extended else 0.0)
+    # One model load, paid by the first job to run; every later job, of either task, reused it.
     assert sum(r["load_seconds"] > 0 for r in results) == 1
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"good{n}.mp4" for n in good_audio)
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"good{n}.mp4" for n in audio)
     assert partial_files(out) == []
 
 
 def test_out_of_memory_is_isolated_memory_freed_and_the_model_kept(
-    tmp_path, capsys, monkeypatch, clips, job_line, write_manifest, batch_cli
+    tmp_path, monkeypatch, clips, job_line, write_manifest, batch_cli
 ):
     import torch
 
@@ -81,7 +107,7 @@ def test_out_of_memory_is_isolated_memory_freed_and_the_model_kept(
         [job_line(clips[0], tmp_path / f"{n}.mp4") for n in range(3)],
     )
 
-    code, results, stderr = batch_cli(manifest, capsys=capsys)
+    code, results, stderr = batch_cli(manifest)
 
     assert code == EXIT_BATCH_SOME_FAILED
     assert [r["status"] for r in results] == ["ok", "failed", "ok"]
@@ -92,7 +118,7 @@ def test_out_of_memory_is_isolated_memory_freed_and_the_model_kept(
 
 
 def test_alternating_models_load_once_each_and_results_keep_manifest_order(
-    tmp_path, capsys, clips, tiny_model, job_line, write_manifest, batch_cli
+    tmp_path, clips, tiny_model, job_line, write_manifest, batch_cli
 ):
     other_model = tmp_path / "other-model"
     other_model.symlink_to(tiny_model)  # another model name: the cache keys pipelines on it
@@ -101,7 +127,7 @@ def test_alternating_models_load_once_each_and_results_keep_manifest_order(
         tmp_path / "jobs.jsonl",
         [job_line(clips[0], tmp_path / f"{n}.mp4", model=str(m)) for n, m in enumerate(models)],
     )
-    code, results, stderr = batch_cli(manifest, capsys=capsys)
+    code, results, stderr = batch_cli(manifest)
     assert code == 0
     assert [r["index"] for r in results] == [0, 1, 2]
     assert sum(r["load_seconds"] > 0 for r in results) == 2
@@ -109,21 +135,21 @@ def test_alternating_models_load_once_each_and_results_keep_manifest_order(
     assert stderr.index("line 3:") < stderr.index("line 2:")
 
 
-def test_fail_fast_stops_at_the_first_failure(tmp_path, capsys, clips, job_line, write_manifest, batch_cli):
+def test_fail_fast_stops_at_the_first_failure(tmp_path, clips, job_line, write_manifest, batch_cli):
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"\x00" * 1000)
     manifest = write_manifest(
         tmp_path / "jobs.jsonl",
         [job_line(corrupt, tmp_path / "a.mp4"), job_line(clips[0], tmp_path / "b.mp4")],
     )
-    code, results, _ = batch_cli(manifest, "--fail-fast", capsys=capsys)
+    code, results, _ = batch_cli(manifest, "--fail-fast")
     assert code == EXIT_BATCH_NONE_SUCCEEDED
     assert [r["status"] for r in results] == ["failed"]
     assert not (tmp_path / "b.mp4").exists()
 
 
 def test_ctrl_c_abandons_the_current_job_without_a_partial_file(
-    tmp_path, capsys, monkeypatch, clips, job_line, write_manifest, batch_cli, partial_files
+    tmp_path, monkeypatch, clips, job_line, write_manifest, batch_cli, partial_files
 ):
     from skyaudio_cli.media.video_writer import VideoWriter
 
@@ -138,7 +164,7 @@ def test_ctrl_c_abandons_the_current_job_without_a_partial_file(
     names = ["a.mp4", "b.mp4", "c.mp4"]
     manifest = write_manifest(tmp_path / "jobs.jsonl", [job_line(clips[0], tmp_path / n) for n in names])
 
-    code, results, stderr = batch_cli(manifest, capsys=capsys)
+    code, results, stderr = batch_cli(manifest)
 
     assert code == 130 and "--resume" in stderr
     assert [(r["output"], r["status"]) for r in results] == [(str(tmp_path / "a.mp4"), "ok")]
@@ -147,7 +173,7 @@ def test_ctrl_c_abandons_the_current_job_without_a_partial_file(
 
 
 def test_sigterm_mid_batch_then_resume_finishes_without_redoing(
-    tmp_path, capsys, clips, job_line, write_manifest, batch_cli, assert_complete, partial_files
+    tmp_path, clips, job_line, write_manifest, batch_cli, assert_complete, partial_files
 ):
     out = tmp_path / "out"
     out.mkdir()
@@ -178,7 +204,7 @@ def test_sigterm_mid_batch_then_resume_finishes_without_redoing(
     for name in finished:
         assert_complete(out / name, audio[int(name.split(".")[0])])
 
-    code, resumed, _ = batch_cli(manifest, "--resume", capsys=capsys)
+    code, resumed, _ = batch_cli(manifest, "--resume")
 
     assert code == 0
     statuses = {r["index"]: r["status"] for r in resumed}
@@ -190,7 +216,7 @@ def test_sigterm_mid_batch_then_resume_finishes_without_redoing(
 
 
 def test_two_cpu_workers_share_the_queue_and_merge_results_in_order(
-    tmp_path, capsys, clips, job_line, write_manifest, batch_cli, assert_complete
+    tmp_path, clips, job_line, write_manifest, batch_cli, assert_complete
 ):
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"\x00" * 1000)
@@ -199,7 +225,7 @@ def test_two_cpu_workers_share_the_queue_and_merge_results_in_order(
         tmp_path / "jobs.jsonl",
         [job_line(a, tmp_path / f"{n}.mp4", device="auto", seed=n) for n, a in enumerate(audio)],
     )
-    code, results, stderr = batch_cli(manifest, "--devices", "cpu,cpu", capsys=capsys)
+    code, results, stderr = batch_cli(manifest, "--devices", "cpu,cpu")
     assert code == EXIT_BATCH_SOME_FAILED, stderr
     assert [(r["index"], r["status"]) for r in results] == [(0, "ok"), (1, "failed"), (2, "ok")]
     assert "corrupt.wav" in results[1]["error"]

@@ -56,9 +56,28 @@ def _audio_seconds(audio: Path) -> float:
     return audio_duration(load_audio(audio))
 
 
+def _extended_seconds(job) -> float | None:
+    """The source video and its continuation; unknown when --fps re-times the source, since the
+    source and the continuation then each round to a whole frame."""
+    from skyaudio_cli.media.video import probe_video
+
+    if job.append_only:
+        return _audio_seconds(job.audio)
+    if job.settings.fps is not None:
+        return None
+    return probe_video(job.video).duration + _audio_seconds(job.audio)
+
+
 def _register_builtin_tasks() -> None:
-    from skyaudio_cli.cli.video_commands import generate
-    from skyaudio_cli.jobs import GenerateJob, validate_generate
+    from skyaudio_cli.cli.video_commands import edit_lipsync, extend, generate
+    from skyaudio_cli.jobs import (
+        EditLipsyncJob,
+        ExtendJob,
+        GenerateJob,
+        validate_edit_lipsync,
+        validate_extend,
+        validate_generate,
+    )
 
     register(
         TaskSpec(
@@ -71,10 +90,6 @@ def _register_builtin_tasks() -> None:
             expected_seconds=lambda job: _audio_seconds(job.audio),
         )
     )
-
-    from skyaudio_cli.cli.video_commands import edit_lipsync
-    from skyaudio_cli.jobs import EditLipsyncJob, validate_edit_lipsync
-
     register(
         TaskSpec(
             name="edit-lipsync",
@@ -84,6 +99,16 @@ def _register_builtin_tasks() -> None:
             command=edit_lipsync,
             # Follows the new audio, unless the rest of a longer video is kept.
             expected_seconds=lambda job: None if job.keep_original_audio else _audio_seconds(job.audio),
+        )
+    )
+    register(
+        TaskSpec(
+            name="extend",
+            job_type=ExtendJob,
+            validate=validate_extend,
+            run="skyaudio_cli.pipeline.run:run_extend",
+            command=extend,
+            expected_seconds=_extended_seconds,
         )
     )
 
