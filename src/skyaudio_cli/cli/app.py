@@ -43,7 +43,7 @@ def root(
     ),
 ) -> None:
     """Exit codes: 0 ok, 2 bad input, 3 weights missing/invalid, 4 runtime failure, 5 not available yet,
-    130 interrupted."""
+    6 batch: some jobs failed, 7 batch: none succeeded, 130 interrupted, 143 terminated."""
 
 
 app.command(no_args_is_help=True)(generate)
