@@ -55,13 +55,13 @@ class EditPlan:
         cls, video: Path, fps: float, timeline: EditTimeline, model_fps: float, seconds: float
     ) -> EditPlan:
         edited = timeline.edited_frames
-        model_frames = len(resample_frame_indices(edited, fps, model_fps, seconds))
+        model_to_output = resample_frame_indices(edited, fps, model_fps, seconds)
         return cls(
             video=video,
             fps=fps,
             timeline=timeline,
-            model_to_output=resample_frame_indices(edited, fps, model_fps, seconds),
-            output_to_model=resample_frame_indices(model_frames, model_fps, fps, seconds)[:edited],
+            model_to_output=model_to_output,
+            output_to_model=resample_frame_indices(len(model_to_output), model_fps, fps, seconds)[:edited],
         )
 
     @property

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from skyaudio_cli.cli import output
 from skyaudio_cli.errors import InputError, RuntimeFailure
@@ -16,13 +17,24 @@ from skyaudio_cli.face.geometry import Box
 from skyaudio_cli.face.regions import detect_faces, face_box_regions, user_mask_regions
 from skyaudio_cli.jobs import EditLipsyncJob, parse_face_box
 from skyaudio_cli.media.audio import audio_duration, check_audio, load_audio, normalize_loudness
+from skyaudio_cli.media.soundtrack import Soundtrack
 from skyaudio_cli.media.video import VideoInfo, VideoWriter, iter_frames, probe_video
 from skyaudio_cli.pipeline.buckets import pick_size
 from skyaudio_cli.pipeline.edit_timeline import LoopMode, plan_timeline
 from skyaudio_cli.pipeline.family import family_defaults
 from skyaudio_cli.pipeline.frame_rate import output_frame_count
-from skyaudio_cli.pipeline.lipsync import EditPlan, Regions, composite_frames, single_frames
+from skyaudio_cli.pipeline.lipsync import (
+    EditPlan,
+    Regions,
+    SourceCrops,
+    composite_frames,
+    known_outside_mask,
+    single_frames,
+)
+from skyaudio_cli.pipeline.long_video import LongVideoMode
+from skyaudio_cli.pipeline.run import _load_pipeline, _progress, _warn_random
 from skyaudio_cli.pipeline.source_frames import frames_in_order
+from skyaudio_cli.pipeline.talking_video import VideoStream
 
 SAMPLE_RATE = 16000
 MUX_SAMPLE_RATE = 48000
@@ -37,8 +49,9 @@ class EditRun:
 
     plan: EditPlan
     regions: Regions
+    stream: VideoStream | None  # the model's face crops; None when no frame has a face
     frames: Iterator[tuple[np.ndarray, Box, np.ndarray]]
-    soundtrack: np.ndarray
+    soundtrack: Soundtrack | np.ndarray
     summary: dict
     stats: dict  # "faceless": edited frames that passed through for lack of a face (final once streamed)
 
@@ -46,7 +59,8 @@ class EditRun:
 def run_edit_lipsync(job: EditLipsyncJob, pipelines=None) -> dict:
     """Run one job; pass a shared `pipelines` cache to reuse loaded models across jobs."""
     edit = prepare_edit(job, pipelines)
-    _write(job, edit)
+    with _progress(edit.stream) if edit.stream is not None else nullcontext():
+        _write(job, edit)
     return {**edit.summary, "faceless_frames": edit.stats["faceless"]}
 
 
@@ -62,11 +76,7 @@ def prepare_edit(job: EditLipsyncJob, pipelines=None) -> EditRun:
     seconds = audio_duration(speech, SAMPLE_RATE)
     resolved = resolve_model(s.model)
     defaults = family_defaults(resolved.family)
-    if defaults.random_weights:
-        output.warn(
-            f"model '{resolved.family}' has RANDOM weights (a test model): the regenerated mouth will be "
-            "noise. For real output run `skyaudio weights fetch skyreels-v3-a2v`."
-        )
+    _warn_random(resolved.family, defaults)
 
     with output.stderr.status("finding the face in every frame..."):
         regions, mask_source = _regions(job, info)
@@ -80,9 +90,10 @@ def prepare_edit(job: EditLipsyncJob, pipelines=None) -> EditRun:
         loop=LoopMode(job.loop_mode), keep_original_audio=job.keep_original_audio,
     )  # fmt: skip
     plan = EditPlan.build(job.video, info.fps, timeline, defaults.fps, seconds)
-    generated = None
+    stream = None
     if any(regions.has_face):
-        generated = _generate(job, plan, regions, normalize_loudness(speech, SAMPLE_RATE), pipelines)
+        stream = _generate(job, plan, regions, normalize_loudness(speech, SAMPLE_RATE), pipelines)
+    generated = single_frames(stream.frames) if stream is not None else None
     summary = {
         "output": str(job.output),
         "model": resolved.family,
@@ -101,7 +112,7 @@ def prepare_edit(job: EditLipsyncJob, pipelines=None) -> EditRun:
     }
     stats = {"faceless": 0}
     frames = composite_frames(plan, regions, generated, stats)
-    return EditRun(plan, regions, frames, _soundtrack(job, info, plan), summary, stats)
+    return EditRun(plan, regions, stream, frames, _soundtrack(job, info, plan), summary, stats)
 
 
 def _regions(job: EditLipsyncJob, info: VideoInfo) -> tuple[Regions, str]:
@@ -118,7 +129,7 @@ def _regions(job: EditLipsyncJob, info: VideoInfo) -> tuple[Regions, str]:
             return frames_in_order(job.mask_video, list(indices), fps=fps, size=size)
 
         regions = user_mask_regions(iter_frames(job.mask_video, fps=fps, size=size), CROP_ASPECT, read_masks)
-        source_frames = sum(1 for _ in iter_frames(job.video, fps=fps))
+        source_frames = _count_frames(job.video, fps)
         if len(regions.crops) < source_frames:
             raise InputError(
                 f"--mask-video {job.mask_video}: {len(regions.crops)} frames, fewer than the video's "
@@ -129,9 +140,14 @@ def _regions(job: EditLipsyncJob, info: VideoInfo) -> tuple[Regions, str]:
         box = Box(*map(float, parse_face_box(job.face_box)))
         if box.x + box.w > info.width or box.y + box.h > info.height:
             raise InputError(f"--face-box {job.face_box}: outside the {info.width}x{info.height} video")
-        source_frames = sum(1 for _ in iter_frames(job.video, fps=fps))
-        return face_box_regions(box, info.width, info.height, source_frames, CROP_ASPECT), "face-box"
+        regions = face_box_regions(box, info.width, info.height, _count_frames(job.video, fps), CROP_ASPECT)
+        return regions, "face-box"
     return detect_faces(iter_frames(job.video, fps=fps), CROP_ASPECT), "detected"
+
+
+def _count_frames(path: Path, fps: float) -> int:
+    """Frames at the constant rate `fps` (decoded: exact also for variable-frame-rate files)."""
+    return sum(1 for _ in iter_frames(path, fps=fps))
 
 
 def _first_frames(regions, count: int):
@@ -139,21 +155,12 @@ def _first_frames(regions, count: int):
     return replace(regions, present=regions.present[:count], crops=regions.crops[:count])
 
 
-def _generate(job: EditLipsyncJob, plan: EditPlan, regions: Regions, speech: np.ndarray, pipelines):
-    """Model frames (uint8 [H, W, 3] at the model's crop size), one at a time, in order."""
-    from PIL import Image
-
-    from skyaudio_cli.pipeline.cache import PipelineCache, PipelineKey
-    from skyaudio_cli.pipeline.lipsync import SourceCrops, known_outside_mask
-    from skyaudio_cli.pipeline.long_video import LongVideoMode
-
+def _generate(
+    job: EditLipsyncJob, plan: EditPlan, regions: Regions, speech: np.ndarray, pipelines
+) -> VideoStream:
+    """The model's stream of regenerated face crops (at the model's crop size), lazily."""
     s = job.settings
-    pipelines = pipelines or PipelineCache()
-    with output.stderr.status("loading model...") as status:
-        pipe = pipelines.get(
-            PipelineKey(s.model, s.device, s.dtype, s.attention),
-            on_load=lambda part: status.update(f"loading {part}..."),
-        )
+    pipe = _load_pipeline(pipelines, s)
     if getattr(pipe, "image_encoder", None) is None:
         raise InputError(f"--model {s.model}: edit-lipsync needs a family conditioned on a reference image")
     width, height = pick_size(s.resolution or pipe.defaults.resolution, CROP_ASPECT)
@@ -167,24 +174,24 @@ def _generate(job: EditLipsyncJob, plan: EditPlan, regions: Regions, speech: np.
         audio=speech, portrait=Image.fromarray(crops.first_crop()), prompt=s.prompt,
         negative_prompt=s.negative_prompt, resolution=f"{width}x{height}", seed=s.seed, steps=s.steps,
         shift=s.shift, text_scale=s.text_scale, audio_scale=s.audio_scale, long_video_mode=mode,
-        known_for_window=known_outside_mask(pipe, crops, s.seed), progress=_report_progress,
+        known_for_window=known_outside_mask(pipe, crops, s.seed),
     )  # fmt: skip
     if stream.num_frames != plan.model_frames:
         raise RuntimeFailure(f"model timeline mismatch: {stream.num_frames} != {plan.model_frames} frames")
-    return single_frames(stream.frames)
+    return stream
 
 
-def _report_progress(done: int, total: int) -> None:
-    output.info(f"denoising: step {done}/{total}")
+def _soundtrack(job: EditLipsyncJob, info: VideoInfo, plan: EditPlan) -> Soundtrack | np.ndarray:
+    """The new audio; with --keep-original-audio, the source's own audio after it ends.
 
-
-def _soundtrack(job: EditLipsyncJob, info: VideoInfo, plan: EditPlan) -> np.ndarray:
-    """The new audio; with --keep-original-audio, the source's own audio after it ends."""
-    new = load_audio(job.audio, sample_rate=MUX_SAMPLE_RATE)
+    The kept tail starts mid-file, which a Soundtrack segment cannot express, so that case is
+    assembled in memory (at most the source video's length of audio).
+    """
     edited_samples = round(plan.timeline.edited_frames / plan.fps * MUX_SAMPLE_RATE)
     total_samples = round(plan.timeline.num_frames / plan.fps * MUX_SAMPLE_RATE)
     if total_samples <= edited_samples:
-        return new
+        return Soundtrack.of(job.audio)
+    new = load_audio(job.audio, sample_rate=MUX_SAMPLE_RATE)
     track = np.zeros(total_samples, np.float32)
     track[: min(edited_samples, new.size)] = new[:edited_samples]
     if info.has_audio:
