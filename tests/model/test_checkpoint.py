@@ -6,22 +6,10 @@ from safetensors.torch import load_file, save_file
 
 from skyaudio_cli.errors import WeightsError
 from skyaudio_cli.model.checkpoint import infer_config, is_audio_key, load_transformer, model_key_names
+from skyaudio_cli.model.cost import RELEASE_DIMS as RELEASE_14B
 from skyaudio_cli.model.tiny import original_key_shapes, write_tiny_transformer
 from skyaudio_cli.model.transformer import AudioWanTransformer3DModel
 
-RELEASE_14B = {
-    "dim": 5120,
-    "layers": 40,
-    "ffn": 13824,
-    "freq_dim": 256,
-    "text_dim": 4096,
-    "image_dim": 1280,
-    "in_channels": 36,
-    "audio_feature_dim": 12 * 768,
-    "audio_hidden": 512,
-    "audio_tokens": 32,
-    "audio_token_dim": 768,
-}
 # Per block: self_attn q/k/v/o (8) + norm_q/norm_k (2); cross_attn q/k/v/o/k_img/v_img (12) + 3 norms;
 # norm3 (2); ffn (4); modulation (1); audio q_linear/kv_linear/proj (6); norm_x (2) = 40.
 # Top level: patch 2, text 4, time 4, time_projection 2, img_emb 8, head 3, audio_proj 10 = 33.
