@@ -41,9 +41,7 @@ class AudioFeatureStream:
         self.fps = fps
         self.chunk_frames = chunk_frames
         self.crossfade_frames = crossfade_frames
-        # The last video frame is usually only partly covered by speech; mirrored samples fill it,
-        # so the shortest audio still gives the encoder a whole frame.
-        self.wave = pad_audio_reversed(wave, num_frames, fps)
+        self.wave = wave
         self.num_chunks = -(-num_frames // chunk_frames)
         self._encoded: dict[int, torch.Tensor] = {}
 
@@ -79,6 +77,10 @@ class AudioFeatureStream:
         if chunk not in self._encoded:
             start, stop = self._span(chunk)
             samples = self.wave[_sample(start, self.fps) : _sample(stop, self.fps)]
+            # The last video frame is usually only partly covered by speech; mirrored samples fill
+            # it, so the shortest audio still gives the encoder a whole frame. Padding the chunk (not
+            # the whole wave) avoids a second copy of hours of audio.
+            samples = pad_audio_reversed(samples, stop - start, self.fps)
             self._encoded[chunk] = self.encoder.encode(samples, stop - start)
         return self._encoded[chunk]
 
