@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from skyaudio_cli.conditioning.audio_windows import frame_windows, humo_latent_windows
+from skyaudio_cli.conditioning.audio_windows import frame_windows, humo_latent_windows, humo_window_frames
 
 
 def numbered(num_frames: int, layers: int = 2, channels: int = 3) -> torch.Tensor:
@@ -104,3 +104,16 @@ def test_humo_windows_single_frame():
         [0, 0, 0, 0, 0, 1, 0, 0],
         [0, 1, 0, 0, 0, 0, 0, 0],
     ]
+
+
+@pytest.mark.parametrize(("start", "stop"), [(0, 25), (20, 45), (40, 47)])
+def test_humo_windows_of_a_latent_range_from_only_its_rows_equal_the_slice_of_all(start, stop):
+    # A long video's window passes only the feature rows its latents reach (frames 4*start-5 ..
+    # 4*(stop-1)+2, clamped to the audio) and gets the same windows as the whole video's table.
+    features = numbered(185)
+    reach = humo_window_frames(start, stop)
+    assert reach == range(4 * start - 5, 4 * (stop - 1) + 3)
+    first_row = max(0, reach.start)
+    rows = features[first_row : reach.stop]
+    windows = humo_latent_windows(rows, stop - start, first_frame=-first_row, first_latent=start)
+    assert torch.equal(windows, humo_latent_windows(features, 47)[start:stop])

@@ -3,14 +3,12 @@
 import json
 import math
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from skyaudio_cli.cli.app import main
 from skyaudio_cli.conditioning.audio_windows import humo_latent_windows
-from skyaudio_cli.errors import InputError
 from skyaudio_cli.media.audio import load_audio
 from skyaudio_cli.media.video import probe_video
 from skyaudio_cli.pipeline.humo import HumoConditions, HumoPipeline
@@ -118,8 +116,3 @@ def test_passes_of_a_step_run_as_one_batched_forward(pipe, portrait, speech, mon
     assert timesteps == [999.0, 833.0] * 2  # UniPC's integer timesteps; the first is above the switch
     assert with_portrait.shape == text_only.shape == (13, 64, 64, 3)
     assert (with_portrait.astype(int) - text_only).any()
-
-
-def test_audio_longer_than_one_window_is_refused(pipe):
-    with pytest.raises(InputError, match="one window of 97 frames"):
-        pipe(portrait=None, audio=np.full(16000 * 4, 0.1, dtype=np.float32), resolution="64x64", steps=1)

@@ -30,16 +30,18 @@ def frame_windows(
 
 
 def humo_latent_windows(
-    features: torch.Tensor, num_latent_frames: int, *, first_frame: int = 0
+    features: torch.Tensor, num_latent_frames: int, *, first_frame: int = 0, first_latent: int = 0
 ) -> torch.Tensor:
     """[num_latent_frames, 8, L, C] as HuMo's `get_audio_emb_window` builds them (its `frame0_idx`).
 
-    With f = first_frame: latent 0 gets 3 zero rows then frames f-2..f+2; latent i >= 1 gets frames
-    f+4i-5 .. f+4i+2 (its four frames f+4i-3..f+4i plus 2 either side). Frames outside [0, T) are zeros.
+    With f = first_frame (the feature row of video frame 0): latent 0 gets 3 zero rows then rows
+    f-2..f+2; latent i >= 1 gets rows f+4i-5 .. f+4i+2 (its four frames 4i-3..4i plus 2 either side).
+    Rows outside [0, T) are zeros. `first_latent` returns latents first_latent.. of the video, so a
+    long video's window can pass only the rows it needs (then f = -its first row's frame).
     """
     # Every latent's slots are 8 consecutive frames starting at f+4i-5; for latent 0 that puts
     # frames f-5..f-3 in the first 3 slots, which HuMo blanks.
-    latent = torch.arange(num_latent_frames, device=features.device)[:, None]
+    latent = torch.arange(first_latent, first_latent + num_latent_frames, device=features.device)[:, None]
     slot = torch.arange(HUMO_WINDOW, device=features.device)[None]
     frame_index = first_frame + _VAE_TIME_STRIDE * latent + _HUMO_WINDOW_START + slot
     blanked = (latent == 0) & (slot < _HUMO_FIRST_LATENT_ZEROS)
@@ -48,3 +50,10 @@ def humo_latent_windows(
     padded = torch.cat([features.new_zeros(1, *features.shape[1:]), features])
     use_audio = (frame_index >= 0) & (frame_index < features.shape[0]) & ~blanked
     return padded[torch.where(use_audio, frame_index + 1, 0)]
+
+
+def humo_window_frames(first_latent: int, stop_latent: int) -> range:
+    """The video frames the windows of latents [first_latent, stop_latent) read (not yet cut to the
+    audio's frames), so a long video encodes and passes only those."""
+    first = _VAE_TIME_STRIDE * first_latent + _HUMO_WINDOW_START
+    return range(first, _VAE_TIME_STRIDE * (stop_latent - 1) + _HUMO_WINDOW_START + HUMO_WINDOW)

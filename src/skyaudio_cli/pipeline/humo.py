@@ -13,22 +13,40 @@ What differs from the a2v pipeline (DESIGN.md section 7, HuMo's release):
   reference latent is zeros and the prompt alone describes the person;
 - audio: Whisper features grouped per latent frame (8-frame windows), a zero window for the
   reference frame; guidance per ``sampling.humo_guidance``; UniPC sampling.
+
+Long video (beyond one 97-frame window; the release stops there): the paper's sliding-window
+latent fusion (``fusion.fused_sample``; HuMo has no motion conditioning to chain windows with).
+Windows of 25 latents overlap by the family's ``fusion_overlap`` latents (5 = 20 frames, 0.8 s:
+long enough for the blend ramp to hide the seam, for 25 % more compute). Each window is conditioned
+as a one-window video would be: the same text, its own extra reference latent, and the audio windows
+of its global frame range (zeros past the audio's real ends). Deviation from the release: fused
+windows are sampled with Euler on UniPC's shifted timestep grid, because UniPC's multistep history
+cannot follow latents whose overlaps are re-blended every step. A video that fits one window is
+sampled with UniPC exactly as released.
 """
 
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache, partial
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
 from skyaudio_cli.conditioning.audio_features import num_video_frames
-from skyaudio_cli.conditioning.audio_windows import humo_latent_windows
+from skyaudio_cli.conditioning.audio_windows import humo_latent_windows, humo_window_frames
 from skyaudio_cli.errors import InputError
+from skyaudio_cli.pipeline.audio_stream import AudioFeatureStream
 from skyaudio_cli.pipeline.buckets import pick_size
-from skyaudio_cli.pipeline.conditioning import padded_frame_count
-from skyaudio_cli.pipeline.talking_video import SAMPLE_RATE, GeneratedVideo, ProgressFn, TalkingVideoPipeline
+from skyaudio_cli.pipeline.conditioning import latent_frame_count, padded_frame_count
+from skyaudio_cli.pipeline.fusion import fused_sample
+from skyaudio_cli.pipeline.long_video import LongVideoMode, decode_latent_stream, to_uint8
+from skyaudio_cli.pipeline.talking_video import SAMPLE_RATE, ProgressFn, TalkingVideoPipeline, VideoStream
+from skyaudio_cli.pipeline.windows import LatentWindow, plan_latent_windows
+from skyaudio_cli.sampling.flow_euler import euler_step
 from skyaudio_cli.sampling.humo_guidance import Condition, HumoGuidance
-from skyaudio_cli.sampling.unipc import sample_unipc
+from skyaudio_cli.sampling.unipc import sample_unipc, unipc_timesteps
 
 # The release letterboxes the portrait onto white.
 LETTERBOX_FILL = (255, 255, 255)
@@ -36,6 +54,9 @@ LETTERBOX_FILL = (255, 255, 255)
 TEXT_ONLY_ASPECT = 16 / 9
 _MASK_CHANNELS = 4
 _MASKED_CONDITION_CHANNELS = 36
+
+Velocity = Callable[[torch.Tensor, float], torch.Tensor]
+MaskedConditions = Callable[[int], tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass
@@ -52,7 +73,7 @@ class HumoConditions:
 
 
 class HumoPipeline(TalkingVideoPipeline):
-    """Loaded like the a2v pipeline (``from_pretrained``); generates one window of up to 97 frames."""
+    """Loaded like the a2v pipeline (``from_pretrained``); ``stream``/``__call__`` for any length."""
 
     @property
     def appends_masked_condition(self) -> bool:
@@ -76,7 +97,21 @@ class HumoPipeline(TalkingVideoPipeline):
     def encode_audio_windows(self, audio: np.ndarray, num_frames: int, latent_frames: int) -> torch.Tensor:
         """[1, latent_frames + 1, 8, 5, 1280]: HuMo's per-latent windows, then the reference frame's zeros."""
         features = self.audio_encoder.encode(audio, num_frames)
-        windows = humo_latent_windows(features, latent_frames)
+        return self.with_reference_window(humo_latent_windows(features, latent_frames))
+
+    def window_audio(self, features: AudioFeatureStream, window: LatentWindow) -> torch.Tensor:
+        """A long video's window: the audio windows of its latents as in the whole video's table,
+        from only the feature rows they reach, then the reference frame's zeros."""
+        reach = humo_window_frames(window.start, window.stop)
+        first = max(0, reach.start)
+        rows = features.rows(range(first, min(reach.stop, features.num_frames)))
+        windows = humo_latent_windows(
+            rows, window.stop - window.start, first_frame=-first, first_latent=window.start
+        )
+        return self.with_reference_window(windows)
+
+    def with_reference_window(self, windows: torch.Tensor) -> torch.Tensor:
+        """[n, 8, L, C] -> [1, n + 1, 8, L, C]: the reference frame hears silence."""
         windows = torch.cat([windows, torch.zeros_like(windows[:1])])
         return windows[None].to(self.device, self.dtype)
 
@@ -104,6 +139,24 @@ class HumoPipeline(TalkingVideoPipeline):
             torch.cat([mask, zero_latents], dim=1).to(self.dtype),
         )
 
+    def window_conditions(
+        self,
+        text: torch.Tensor,
+        negative_text: torch.Tensor,
+        reference: torch.Tensor,
+        audio: torch.Tensor,
+        masked_conditions: MaskedConditions,
+    ) -> HumoConditions:
+        """One window's conditions; ``audio`` [1, F_lat + 1, ...] sets its length, and
+        ``masked_conditions(F_lat)`` gives humo-17b's condition channels (cached by the caller: a
+        long video's windows share one length, so the zero video is encoded once)."""
+        conditions = HumoConditions(text=text, negative_text=negative_text, audio=audio, reference=reference)
+        if self.appends_masked_condition:
+            conditions.condition, conditions.condition_without_reference = masked_conditions(
+                audio.shape[1] - 1
+            )
+        return conditions
+
     def model_input(self, latents: torch.Tensor, condition: Condition, c: HumoConditions) -> torch.Tensor:
         """The transformer input of one pass for the current latents [1, 16, F_lat + 1, h, w]."""
         if self.appends_masked_condition:
@@ -112,20 +165,15 @@ class HumoPipeline(TalkingVideoPipeline):
         reference = c.reference if condition.image else torch.zeros_like(c.reference)
         return torch.cat([latents[:, :, :-1], reference], dim=2).to(self.dtype)
 
-    @torch.no_grad()
-    def denoise_humo(
-        self,
-        latents: torch.Tensor,
-        conditions: HumoConditions,
-        guidance: HumoGuidance,
-        *,
-        steps: int,
-        shift: float,
-        progress: ProgressFn | None = None,
-    ) -> torch.Tensor:
+    def guided_velocity(self, conditions: HumoConditions, guidance: HumoGuidance) -> Velocity:
+        """velocity(latents [1, 16, F_lat + 1, h, w], t): all guidance passes of a step in one batch."""
         silent = torch.zeros_like(conditions.audio)
 
+        @torch.no_grad()
         def velocity(x: torch.Tensor, t: float) -> torch.Tensor:
+            # The release gives the model (and its guidance switch) sigma * 1000 truncated to an
+            # integer; UniPC's timesteps already are, Euler's grid is not.
+            t = float(math.trunc(t))
             passes = guidance.conditions(t)
             out = self.transformer(
                 hidden_states=torch.cat([self.model_input(x, p, conditions) for p in passes]),
@@ -138,14 +186,67 @@ class HumoPipeline(TalkingVideoPipeline):
             )[0].float()
             return guidance.combine(t, dict(zip(passes, out.split(1), strict=True)))
 
-        on_step = (lambda i: progress(i + 1, steps)) if progress is not None else None
-        return sample_unipc(velocity, latents, steps, shift, on_step=on_step)
+        return velocity
 
-    def __call__(
+    def guidance(
+        self, *, with_image: bool, text_scale: float | None, audio_scale: float | None
+    ) -> HumoGuidance:
+        d = self.defaults
+        return HumoGuidance(
+            text=d.text_scale if text_scale is None else text_scale,
+            audio=d.audio_scale if audio_scale is None else audio_scale,
+            image=d.image_scale,
+            with_image=with_image,
+            # The time-dependent switch is humo-17b's recipe; humo-1.7b guides with four passes throughout.
+            switch_timestep=d.guidance_switch_timestep if self.appends_masked_condition else None,
+        )
+
+    def fused_latents(
+        self,
+        windows: tuple[LatentWindow, ...],
+        conditions_of: Callable[[LatentWindow], HumoConditions],
+        guidance: HumoGuidance,
+        timesteps: torch.Tensor,
+        generator: torch.Generator,
+        *,
+        on_step: Callable[[], None] | None = None,
+    ) -> Iterator[torch.Tensor]:
+        """The video latents (no reference frame), front first as they are final, of overlapping
+        ``windows`` fused by ``fusion.fused_sample`` with Euler steps on ``timesteps``."""
+        reference_shape = conditions_of(windows[0]).reference.shape
+
+        def noise(frames: int) -> torch.Tensor:
+            shape = (1, reference_shape[1], frames, *reference_shape[-2:])
+            # CPU noise: the same video on any device.
+            return torch.randn(shape, generator=generator).to(self.device)
+
+        @lru_cache(maxsize=2 * len(timesteps) + 2)  # the windows in flight
+        def velocity_of(k: int) -> Velocity:
+            return self.guided_velocity(conditions_of(windows[k]), guidance)
+
+        # Every window carries its own extra reference latent, noised and stepped with it as in a
+        # one-window video; fusion only ever sees the video latents.
+        next_timestep = dict(zip(timesteps[:-1].tolist(), timesteps[1:].tolist(), strict=True))
+        reference_latents: dict[int, torch.Tensor] = {}
+
+        def velocity(x: torch.Tensor, t: float, k: int) -> torch.Tensor:
+            reference = reference_latents.pop(k) if k in reference_latents else noise(1)
+            v = velocity_of(k)(torch.cat([x, reference], dim=2), t)
+            if next_timestep[t] > 0:  # after the last step the reference latent is dropped
+                reference_latents[k] = euler_step(reference, v[:, :, -1:], t, next_timestep[t])
+            return v[:, :, :-1]
+
+        for _, latents in fused_sample(
+            velocity, lambda start, stop: noise(stop - start), windows, timesteps, on_step=on_step
+        ):
+            yield latents
+
+    def stream(
         self,
         *,
-        portrait: Image.Image | None,
         audio: np.ndarray,
+        portrait: Image.Image | None = None,
+        start_frames: np.ndarray | None = None,
         prompt: str | None = None,
         negative_prompt: str | None = None,
         resolution: str | None = None,
@@ -154,93 +255,91 @@ class HumoPipeline(TalkingVideoPipeline):
         shift: float | None = None,
         text_scale: float | None = None,
         audio_scale: float | None = None,
+        long_video_mode: str | None = None,
         progress: ProgressFn | None = None,
-    ) -> GeneratedVideo:
-        """Generate frames at 25 fps for 16 kHz mono ``audio``; ``portrait`` None = text + audio mode."""
+    ) -> VideoStream:
+        """Frames at 25 fps for 16 kHz mono ``audio`` of any length, generated when ``frames`` is
+        iterated (``TalkingVideoPipeline.stream``'s interface); ``portrait`` None = text + audio mode."""
         d = self.defaults
-        num_frames = num_video_frames(audio.size, SAMPLE_RATE, d.fps)
-        self.require_one_window(num_frames)
-        latent_frames = 1 + (padded_frame_count(num_frames) - 1) // self.vae.temporal_stride
-        width, height = self.output_size(portrait, resolution)
-
-        text, negative_text = self.encode_prompt(prompt or d.prompt, negative_prompt or d.negative_prompt)
-        reference = self.encode_portrait(portrait, width, height)
-        conditions = HumoConditions(
-            text=text,
-            negative_text=negative_text,
-            audio=self.encode_audio_windows(audio, num_frames, latent_frames),
-            reference=reference,
-        )
-        if self.appends_masked_condition:
-            conditions.condition, conditions.condition_without_reference = self.masked_conditions(
-                reference, latent_frames
+        if start_frames is not None:
+            raise InputError(f"{d.family}: HuMo models cannot continue a video (no motion frames)")
+        if long_video_mode not in (None, LongVideoMode.auto, LongVideoMode.fusion):
+            raise InputError(
+                f"--long-video-mode {long_video_mode}: {d.family} has no motion conditioning; use fusion"
             )
-        # One extra latent frame for the reference, noised and sampled like the rest, then dropped.
-        _, channels, _, latent_height, latent_width = reference.shape
-        generator = torch.Generator("cpu").manual_seed(seed)  # CPU noise: same video on any device
-        noise = torch.randn(channels, latent_frames + 1, latent_height, latent_width, generator=generator)
-        guidance = HumoGuidance(
-            text=d.text_scale if text_scale is None else text_scale,
-            audio=d.audio_scale if audio_scale is None else audio_scale,
-            image=d.image_scale,
-            with_image=portrait is not None,
-            # The time-dependent switch is humo-17b's recipe; humo-1.7b guides with four passes throughout.
-            switch_timestep=d.guidance_switch_timestep if self.appends_masked_condition else None,
+        num_frames = num_video_frames(audio.size, SAMPLE_RATE, d.fps)
+        num_latents = latent_frame_count(padded_frame_count(num_frames))
+        windows = plan_latent_windows(
+            num_latents, window=latent_frame_count(d.frames_per_window), overlap=d.fusion_overlap
         )
-        latents = self.denoise_humo(
-            noise[None].to(self.device), conditions, guidance, steps=steps or d.steps, shift=shift or d.shift,
+        width, height = self.output_size(portrait, resolution)
+        steps, shift = steps or d.steps, shift or d.shift
+        single = len(windows) == 1
+        result = VideoStream(
+            frames=iter(()), fps=d.fps, width=width, height=height, num_frames=num_frames,
+            windows=len(windows), mode="single-window" if single else str(LongVideoMode.fusion),
             progress=progress,
         )  # fmt: skip
-        video = self.vae.decode(latents[:, :, :-1].float())[0, :, :num_frames]
-        frames = ((video.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
-        return GeneratedVideo(frames=frames.permute(1, 2, 3, 0).cpu().numpy(), fps=d.fps)
+        done = 0
 
-    def output_size(self, portrait: Image.Image | None, resolution: str | None) -> tuple[int, int]:
-        aspect = portrait.width / portrait.height if portrait is not None else TEXT_ONLY_ASPECT
-        return pick_size(resolution or self.defaults.resolution, aspect)
+        def on_step() -> None:
+            nonlocal done
+            done += 1
+            if result.progress is not None:  # may be set once the caller starts consuming
+                result.progress(done, len(windows) * steps)
 
-    def stream(
-        self,
-        *,
-        audio: np.ndarray,
-        portrait: Image.Image | None = None,
-        start_frames: np.ndarray | None = None,
-        long_video_mode: str | None = None,
-        **settings,
-    ):
-        """The streaming interface the CLI drives (``TalkingVideoPipeline.stream``): one window here,
-        generated when ``frames`` is iterated; ``settings`` are ``__call__``'s. ``long_video_mode`` is
-        accepted and has no effect (a single window)."""
-        # Imported here: the streaming result type belongs to the a2v pipeline's long-video API.
-        from skyaudio_cli.pipeline.talking_video import VideoStream
-
-        if start_frames is not None:
-            raise InputError(
-                f"{self.defaults.family}: HuMo models cannot continue a video (no motion frames)"
+        @torch.no_grad()
+        def frames() -> Iterator[np.ndarray]:
+            text, negative_text = self.encode_prompt(prompt or d.prompt, negative_prompt or d.negative_prompt)
+            reference = self.encode_portrait(portrait, width, height)
+            masked = lru_cache(maxsize=2)(partial(self.masked_conditions, reference))
+            guidance = self.guidance(
+                with_image=portrait is not None, text_scale=text_scale, audio_scale=audio_scale
             )
-        num_frames = num_video_frames(audio.size, SAMPLE_RATE, self.defaults.fps)
-        self.require_one_window(num_frames)
-        width, height = self.output_size(portrait, settings.get("resolution"))
-        result = VideoStream(
-            frames=iter(()), fps=self.defaults.fps, width=width, height=height, num_frames=num_frames,
-            windows=1, mode="single-window",
-        )  # fmt: skip
-
-        def report(done: int, total: int) -> None:
-            if result.progress is not None:  # set by the caller once it starts consuming
-                result.progress(done, total)
-
-        def frames():
-            yield self(portrait=portrait, audio=audio, progress=report, **settings).frames
+            generator = torch.Generator("cpu").manual_seed(seed)
+            conditions = partial(self.window_conditions, text, negative_text, reference)
+            if single:
+                audio_windows = self.encode_audio_windows(audio, num_frames, num_latents)
+                latents = self.one_window_latents(
+                    conditions(audio_windows, masked), guidance, steps, shift, generator, on_step
+                )
+                chunks = iter([latents])
+            else:
+                features = AudioFeatureStream(self.audio_encoder, audio, num_frames, d.fps)
+                chunks = self.fused_latents(
+                    windows,
+                    lambda window: conditions(self.window_audio(features, window), masked),
+                    guidance,
+                    unipc_timesteps(steps, shift),
+                    generator,
+                    on_step=on_step,
+                )
+            for video in decode_latent_stream(self.vae, (x.float() for x in chunks), num_frames):
+                yield to_uint8(video)
 
         result.frames = frames()
         return result
 
-    def require_one_window(self, num_frames: int) -> None:
-        # Long HuMo video needs the sliding-window latent fusion (DESIGN.md section 5), not wired yet.
-        d = self.defaults
-        if num_frames > d.frames_per_window:
-            raise InputError(
-                f"audio lasts {num_frames} frames; {d.family} generates up to one window of "
-                f"{d.frames_per_window} frames ({d.frames_per_window / d.fps:.2f} s) in this version"
-            )
+    def one_window_latents(
+        self,
+        conditions: HumoConditions,
+        guidance: HumoGuidance,
+        steps: int,
+        shift: float,
+        generator: torch.Generator,
+        on_step: Callable[[], None],
+    ) -> torch.Tensor:
+        """The release's sampling: one window, UniPC; returns the video latents (reference dropped)."""
+        # One extra latent frame for the reference, noised and sampled like the rest, then dropped.
+        _, channels, _, height, width = conditions.reference.shape
+        latent_frames = conditions.audio.shape[1]
+        noise = torch.randn(channels, latent_frames, height, width, generator=generator)
+        velocity = self.guided_velocity(conditions, guidance)
+        latents = sample_unipc(
+            velocity, noise[None].to(self.device), steps, shift, on_step=lambda _: on_step()
+        )
+        return latents[:, :, :-1]
+
+    def output_size(self, portrait: Image.Image | None, resolution: str | None) -> tuple[int, int]:
+        aspect = portrait.width / portrait.height if portrait is not None else TEXT_ONLY_ASPECT
+        return pick_size(resolution or self.defaults.resolution, aspect)

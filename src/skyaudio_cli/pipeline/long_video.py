@@ -19,7 +19,7 @@ as a lone first frame), so each window is decoded on its own, latent by latent; 
 one continuous sequence, decoded by one streaming decoder that carries the VAE's causal cache.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
@@ -224,20 +224,16 @@ class WindowedGenerator:
             shape = (1, pipe.vae.z_dim, stop - start, height, width)
             return torch.randn(shape, generator=request.generator, dtype=torch.float32).to(pipe.device)
 
-        decoder = pipe.vae.streaming_decoder()
-        written = 0
         with torch.no_grad():
-            for _, latents in fused_sample(
+            fused = fused_sample(
                 lambda x, t, k: window_velocity(k)(x, t),
                 initial_latents,
                 latent_windows,
                 request.timesteps,
                 on_step=self.on_step,
-            ):
-                frames = decoder.decode_next(latents)[0].transpose(0, 1)[: num_frames - written]
-                written += len(frames)
-                if len(frames):
-                    yield match_colours(frames, request.colour)
+            )
+            for frames in decode_latent_stream(pipe.vae, (latents for _, latents in fused), num_frames):
+                yield match_colours(frames, request.colour)
 
     # -- shared -------------------------------------------------------------------------------
 
@@ -257,6 +253,18 @@ class WindowedGenerator:
             index += len(frames)
             if len(wanted):
                 yield match_colours(wanted, self.request.colour)
+
+
+def decode_latent_stream(vae, chunks: Iterable[torch.Tensor], num_frames: int) -> Iterator[torch.Tensor]:
+    """Frames [n, 3, H, W] of consecutive latent chunks of one video, through one decoder that carries
+    the VAE's causal cache across chunks; the padding frames past `num_frames` are cut."""
+    decoder = vae.streaming_decoder()
+    written = 0
+    for latents in chunks:
+        frames = decoder.decode_next(latents)[0].transpose(0, 1)[: num_frames - written]
+        written += len(frames)
+        if len(frames):
+            yield frames
 
 
 def to_uint8(frames: torch.Tensor) -> np.ndarray:

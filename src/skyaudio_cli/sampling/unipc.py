@@ -33,6 +33,13 @@ def unipc_scheduler(num_steps: int, shift: float) -> UniPCMultistepScheduler:
     return scheduler
 
 
+def unipc_timesteps(num_steps: int, shift: float) -> torch.Tensor:
+    """The same grid as timesteps in [0, 1000] with the terminal 0, for samplers that step it
+    themselves (HuMo's long video runs Euler on it: UniPC's multistep history cannot follow
+    windows whose overlaps are blended every step)."""
+    return unipc_scheduler(num_steps, shift).sigmas.to(torch.float64) * NUM_TRAIN_TIMESTEPS
+
+
 def sample_unipc(
     velocity_fn: Callable[[torch.Tensor, float], torch.Tensor],
     latents: torch.Tensor,
