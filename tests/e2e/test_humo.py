@@ -5,15 +5,13 @@ import math
 
 import pytest
 import torch
-from PIL import Image
 
 from skyaudio_cli.cli.app import main
 from skyaudio_cli.conditioning.audio_windows import humo_latent_windows
 from skyaudio_cli.media.audio import load_audio
 from skyaudio_cli.media.video import probe_video
-from skyaudio_cli.pipeline.humo import HumoConditions, HumoPipeline
+from skyaudio_cli.pipeline.humo import HumoConditions
 from skyaudio_cli.sampling.humo_guidance import TA, TIA
-from skyaudio_cli.tiny import make_tiny
 
 SHORT = 8000  # 0.5 s at 16 kHz -> 13 frames -> 4 latent frames (+1 for the reference)
 
@@ -25,24 +23,9 @@ def run_cli(args, capsys):
     return done.value.code, captured.out, captured.err
 
 
-@pytest.fixture(scope="module", params=["humo-17b", "humo-1.7b"])
-def humo_model(request, tmp_path_factory):
-    return make_tiny(tmp_path_factory.mktemp("humo") / request.param, layout=request.param)
-
-
-@pytest.fixture(scope="module")
-def pipe(humo_model):
-    return HumoPipeline.from_pretrained(humo_model, device="cpu", dtype="fp32")
-
-
 @pytest.fixture(scope="module")
 def speech(speech_wav):
     return load_audio(speech_wav)[:SHORT]
-
-
-@pytest.fixture(scope="module")
-def portrait(portrait_png):
-    return Image.open(portrait_png).convert("RGB")
 
 
 def test_cli_text_only_and_portrait_modes_write_mp4_matching_audio(
@@ -65,33 +48,34 @@ def test_cli_text_only_and_portrait_modes_write_mp4_matching_audio(
         assert info.num_frames == math.ceil(SHORT / 16000 * 25) == result["frames"]
 
 
-def test_audio_windows_are_humos_per_latent_windows_then_a_zero_reference_window(pipe, speech):
-    windows = pipe.encode_audio_windows(speech, 13, 4)[0]
-    features = pipe.audio_encoder.encode(speech, 13)
+def test_audio_windows_are_humos_per_latent_windows_then_a_zero_reference_window(humo_pipe, speech):
+    windows = humo_pipe.encode_audio_windows(speech, 13, 4)[0]
+    features = humo_pipe.audio_encoder.encode(speech, 13)
     assert windows.shape == (5, 8, *features.shape[1:])
     torch.testing.assert_close(windows[:4], humo_latent_windows(features, 4), rtol=0, atol=0)
     assert windows[4].abs().max() == 0
 
 
-def test_reference_enters_as_the_layout_requires(pipe, portrait):
-    reference = pipe.encode_portrait(portrait, 64, 64)
+def test_reference_enters_as_the_layout_requires(humo_pipe, portrait_image):
+    reference = humo_pipe.encode_portrait(portrait_image, 64, 64)
     latents = torch.randn(1, 16, 5, 8, 8)
-    if pipe.appends_masked_condition:  # humo-17b: concat(mask4, zero-video latents with the reference last)
-        with_reference, without = pipe.masked_conditions(reference, 4)
-        zero_video = pipe.vae.encode(torch.zeros(1, 3, 17, 64, 64))
+    # humo-17b: concat(mask4, zero-video latents with the reference last)
+    if humo_pipe.appends_masked_condition:
+        with_reference, without = humo_pipe.masked_conditions(reference, 4)
+        zero_video = humo_pipe.vae.encode(torch.zeros(1, 3, 17, 64, 64))
         for condition in (with_reference, without):
             assert condition[0, :4, :-1].abs().max() == 0 and (condition[0, :4, -1] == 1).all()
         torch.testing.assert_close(without[:, 4:], zero_video)
         torch.testing.assert_close(with_reference[:, 4:, :-1], zero_video[:, :, :-1])
         torch.testing.assert_close(with_reference[:, 4:, -1:], reference)
-        model_input = pipe.model_input(latents, TIA, _conditions(reference, with_reference, without))
+        model_input = humo_pipe.model_input(latents, TIA, _conditions(reference, with_reference, without))
         torch.testing.assert_close(model_input, torch.cat([latents, with_reference], dim=1))
     else:  # humo-1.7b: the reference (or zeros) overwrites the extra latent frame
         conditions = _conditions(reference)
-        with_reference = pipe.model_input(latents, TIA, conditions)
+        with_reference = humo_pipe.model_input(latents, TIA, conditions)
         torch.testing.assert_close(with_reference[:, :, :-1], latents[:, :, :-1])
         torch.testing.assert_close(with_reference[:, :, -1:], reference)
-        assert pipe.model_input(latents, TA, conditions)[:, :, -1].abs().max() == 0
+        assert humo_pipe.model_input(latents, TA, conditions)[:, :, -1].abs().max() == 0
 
 
 def _conditions(reference, condition=None, without=None):
@@ -99,19 +83,19 @@ def _conditions(reference, condition=None, without=None):
     return HumoConditions(empty, empty, empty, reference, condition, without)
 
 
-def test_passes_of_a_step_run_as_one_batched_forward(pipe, portrait, speech, monkeypatch):
+def test_passes_of_a_step_run_as_one_batched_forward(humo_pipe, portrait_image, speech, monkeypatch):
     batches, timesteps = [], []
-    forward = pipe.transformer.forward
+    forward = humo_pipe.transformer.forward
 
     def spy(*args, **kwargs):
         batches.append(kwargs["hidden_states"].shape[0])
         timesteps.append(float(kwargs["timestep"][0]))
         return forward(*args, **kwargs)
 
-    monkeypatch.setattr(pipe.transformer, "forward", spy)
-    with_portrait = pipe(portrait=portrait, audio=speech, resolution="64x64", steps=2).frames
-    text_only = pipe(portrait=None, audio=speech, resolution="64x64", steps=2).frames
-    passes_with_portrait = 3 if pipe.appends_masked_condition else 4
+    monkeypatch.setattr(humo_pipe.transformer, "forward", spy)
+    with_portrait = humo_pipe(portrait=portrait_image, audio=speech, resolution="64x64", steps=2).frames
+    text_only = humo_pipe(portrait=None, audio=speech, resolution="64x64", steps=2).frames
+    passes_with_portrait = 3 if humo_pipe.appends_masked_condition else 4
     assert batches == [passes_with_portrait] * 2 + [3] * 2
     assert timesteps == [999.0, 833.0] * 2  # UniPC's integer timesteps; the first is above the switch
     assert with_portrait.shape == text_only.shape == (13, 64, 64, 3)

@@ -6,35 +6,17 @@ import math
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from skyaudio_cli.conditioning.audio_windows import humo_latent_windows
 from skyaudio_cli.media.audio import load_audio
 from skyaudio_cli.media.video import probe_video
 from skyaudio_cli.pipeline.audio_stream import AudioFeatureStream
-from skyaudio_cli.pipeline.humo import HumoPipeline
 from skyaudio_cli.pipeline.windows import plan_latent_windows
 from skyaudio_cli.sampling.flow_euler import sample_euler
 from skyaudio_cli.sampling.unipc import unipc_timesteps
-from skyaudio_cli.tiny import make_tiny
 
 FRAMES = 97 + 60  # two fused windows: latents [0, 25) and [20, 40)
 SHORT_FRAMES = 13  # 4 latents, one window
-
-
-@pytest.fixture(scope="module", params=["humo-17b", "humo-1.7b"])
-def humo_model(request, tmp_path_factory):
-    return make_tiny(tmp_path_factory.mktemp("humo-long") / request.param, layout=request.param)
-
-
-@pytest.fixture(scope="module")
-def pipe(humo_model):
-    return HumoPipeline.from_pretrained(humo_model, device="cpu", dtype="fp32")
-
-
-@pytest.fixture(scope="module")
-def portrait(portrait_png):
-    return Image.open(portrait_png).convert("RGB")
 
 
 def speech_of(speech_wav, num_frames: int) -> np.ndarray:
@@ -62,24 +44,24 @@ def test_cli_long_audio_writes_every_frame_with_sound(tmp_path, run_cli, humo_mo
 
 
 def test_every_window_sees_the_reference_and_its_global_audio_windows(
-    pipe, portrait, speech_wav, monkeypatch
+    humo_pipe, portrait_image, speech_wav, monkeypatch
 ):
     audio = speech_of(speech_wav, FRAMES)
     calls = []
-    forward = pipe.transformer.forward
+    forward = humo_pipe.transformer.forward
 
     def spy(*args, **kwargs):
         calls.append((kwargs["hidden_states"], kwargs["audio_embeds"]))
         return forward(*args, **kwargs)
 
-    monkeypatch.setattr(pipe.transformer, "forward", spy)
-    stream = pipe.stream(portrait=portrait, audio=audio, resolution="64x64", steps=1)
+    monkeypatch.setattr(humo_pipe.transformer, "forward", spy)
+    stream = humo_pipe.stream(portrait=portrait_image, audio=audio, resolution="64x64", steps=1)
     frames = np.concatenate(list(stream.frames))
     assert frames.shape == (FRAMES, 64, 64, 3)
 
-    features = AudioFeatureStream(pipe.audio_encoder, audio, FRAMES, 25.0).rows(range(FRAMES))
+    features = AudioFeatureStream(humo_pipe.audio_encoder, audio, FRAMES, 25.0).rows(range(FRAMES))
     everywhere = humo_latent_windows(features, 40)
-    reference = pipe.encode_portrait(portrait, 64, 64)[0, :, 0]
+    reference = humo_pipe.encode_portrait(portrait_image, 64, 64)[0, :, 0]
     windows = plan_latent_windows(40, window=25, overlap=5)
     assert [(w.start, w.stop) for w in windows] == [(0, 25), (20, 40)]
     assert len(calls) == len(windows)  # one step: one batched forward per window
@@ -91,7 +73,7 @@ def test_every_window_sees_the_reference_and_its_global_audio_windows(
         for a in heard:
             torch.testing.assert_close(a[:-1], everywhere[window.start : window.stop], rtol=0, atol=0)
             assert a[-1].abs().max() == 0  # the reference frame hears silence
-        if pipe.appends_masked_condition:  # 4 mask channels (1 on the reference frame), then latents
+        if humo_pipe.appends_masked_condition:  # 4 mask channels (1 on the reference frame), then latents
             mask = hidden[:, 16:20]
             assert mask[:, :, :-1].abs().max() == 0 and (mask[:, :, -1] == 1).all()
             extra = hidden[:, 20:, -1]
@@ -100,31 +82,29 @@ def test_every_window_sees_the_reference_and_its_global_audio_windows(
         assert any(torch.equal(e, reference) for e in extra)
 
 
-def test_fusing_a_single_window_is_plain_euler_on_the_same_conditions(pipe, portrait, speech_wav):
+def test_fusing_a_single_window_is_plain_euler_on_the_same_conditions(humo_pipe, portrait_image, speech_wav):
     # Audio that fits one window: the fused sampler (with its per-window reference latent) must
     # reduce to Euler over [video latents, reference latent] conditioned exactly like one window.
     audio = speech_of(speech_wav, SHORT_FRAMES)
-    features = AudioFeatureStream(pipe.audio_encoder, audio, SHORT_FRAMES, 25.0)
-    text, negative = pipe.encode_prompt("A woman talks", "")
-    reference = pipe.encode_portrait(portrait, 64, 64)
-    guidance = pipe.guidance(with_image=True, text_scale=None, audio_scale=None)
+    features = AudioFeatureStream(humo_pipe.audio_encoder, audio, SHORT_FRAMES, 25.0)
+    text, negative = humo_pipe.encode_prompt("A woman talks", "")
+    reference = humo_pipe.encode_portrait(portrait_image, 64, 64)
+    guidance = humo_pipe.guidance(with_image=True, text_scale=None, audio_scale=None)
     timesteps = unipc_timesteps(3, 5.0)
     (window,) = plan_latent_windows(4, window=25, overlap=5)
 
     def conditions(w):
-        return pipe.window_conditions(
+        return humo_pipe.window_conditions(
             text,
             negative,
             reference,
-            pipe.window_audio(features, w),
-            lambda n: pipe.masked_conditions(reference, n),
+            humo_pipe.window_audio(features, w),
+            lambda n: humo_pipe.masked_conditions(reference, n),
         )
 
+    seeded = torch.Generator().manual_seed(7)
     fused = torch.cat(
-        list(
-            pipe.fused_latents((window,), conditions, guidance, timesteps, torch.Generator().manual_seed(7))
-        ),
-        dim=2,
+        list(humo_pipe.fused_latents((window,), conditions, guidance, timesteps, seeded)), dim=2
     )
 
     generator = torch.Generator().manual_seed(7)
@@ -132,10 +112,10 @@ def test_fusing_a_single_window_is_plain_euler_on_the_same_conditions(pipe, port
         [torch.randn(1, 16, 4, 8, 8, generator=generator), torch.randn(1, 16, 1, 8, 8, generator=generator)],
         2,
     )
-    one_window = pipe.window_conditions(
+    one_window = humo_pipe.window_conditions(
         text, negative, reference,
-        pipe.with_reference_window(humo_latent_windows(features.rows(range(SHORT_FRAMES)), 4)),
-        lambda n: pipe.masked_conditions(reference, n),
+        humo_pipe.with_reference_window(humo_latent_windows(features.rows(range(SHORT_FRAMES)), 4)),
+        lambda n: humo_pipe.masked_conditions(reference, n),
     )  # fmt: skip
-    expected = sample_euler(pipe.guided_velocity(one_window, guidance), noise, timesteps)[:, :, :-1]
+    expected = sample_euler(humo_pipe.guided_velocity(one_window, guidance), noise, timesteps)[:, :, :-1]
     torch.testing.assert_close(fused, expected, rtol=0, atol=0)
