@@ -3,7 +3,7 @@
     python bench/long_video.py --seconds 10 60 600 --vae linear
     python bench/long_video.py --seconds 10 --vae real --seam-seconds 12
 
-Each length runs `skyaudio generate` in a fresh subprocess (so ru_maxrss is that run's own peak)
+Each length runs `skyaudio generate` in a fresh subprocess (its own peak RSS, VmHWM)
 on a synthetic speech-like signal. `--vae linear` swaps the tiny model's Wan VAE for the linear
 stand-in the tests use (tests/e2e/test_long_video.py::FastVAE): on a 2-core CPU the tiny Wan VAE
 costs ~20 s per 81-frame window (per-op overhead), which would make 600 s of audio take hours;
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-CHILD = """
-import json, resource, sys, time
+CHILD = r"""
+import json, re, sys, time
 from skyaudio_cli.cli.app import main
 if sys.argv[1] == "linear":
     import importlib.util
@@ -42,8 +42,10 @@ try:
     main(sys.argv[1:])
 except SystemExit as done:
     assert done.code in (0, None), done.code
-print(json.dumps({"wall_s": time.monotonic() - started,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the parent (which held the
+# synthetic audio), while VmHWM belongs to this process's own address space.
+peak_kb = int(re.search(r"VmHWM:\s+(\d+)", open("/proc/self/status").read())[1])
+print(json.dumps({"wall_s": time.monotonic() - started, "peak_rss_mb": peak_kb / 1024}))
 """
 
 
