@@ -15,7 +15,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from skyaudio_cli.cli import output
 from skyaudio_cli.errors import InputError
-from skyaudio_cli.jobs import ExtendJob, GenerateJob
+from skyaudio_cli.jobs import ExtendJob, GenerateJob, Settings
 from skyaudio_cli.media.audio import audio_duration, check_audio, load_audio, normalize_loudness
 from skyaudio_cli.media.image import load_image
 from skyaudio_cli.media.soundtrack import Segment, Soundtrack
@@ -60,12 +60,7 @@ def run_generate(job: GenerateJob, pipelines: PipelineCache | None = None) -> di
     _warn_random(resolved.family, defaults)
     speech = _load_speech(job.audio, s.max_audio_seconds)
     portrait = load_portrait(job.portrait) if job.portrait is not None else None
-    pipe = _load_pipeline(pipelines, s)
-    stream = pipe.stream(
-        portrait=portrait, audio=speech, prompt=s.prompt, negative_prompt=s.negative_prompt,
-        resolution=s.resolution, seed=s.seed, steps=s.steps, shift=s.shift, text_scale=s.text_scale,
-        audio_scale=s.audio_scale, long_video_mode=s.long_video_mode,
-    )  # fmt: skip
+    stream = _start_stream(_load_pipeline(pipelines, s), s, speech, portrait=portrait)
     fps = s.fps or stream.fps
     seconds = audio_duration(speech, SAMPLE_RATE)
     count = output_frame_count(seconds, fps)
@@ -112,12 +107,7 @@ def run_extend(job: ExtendJob, pipelines: PipelineCache | None = None) -> dict:
     defaults = family_defaults(resolved.family)
     _warn_random(resolved.family, defaults)
     context = _last_frames(source, defaults.motion_frames, defaults.fps)
-    pipe = _load_pipeline(pipelines, s)
-    stream = pipe.stream(
-        start_frames=context, audio=speech, prompt=s.prompt, negative_prompt=s.negative_prompt,
-        resolution=s.resolution, seed=s.seed, steps=s.steps, shift=s.shift, text_scale=s.text_scale,
-        audio_scale=s.audio_scale, long_video_mode=s.long_video_mode,
-    )  # fmt: skip
+    stream = _start_stream(_load_pipeline(pipelines, s), s, speech, start_frames=context)
 
     fps = s.fps or source.fps
     seconds = audio_duration(speech, SAMPLE_RATE)
@@ -175,7 +165,7 @@ def _load_speech(path: Path, max_seconds: float) -> np.ndarray:
     return normalize_loudness(speech, SAMPLE_RATE)
 
 
-def _load_pipeline(pipelines: PipelineCache | None, s) -> TalkingVideoPipeline:
+def _load_pipeline(pipelines: PipelineCache | None, s: Settings) -> TalkingVideoPipeline:
     acceleration = Acceleration(fp8=s.fp8, offload=s.offload, compile=s.compile, cache=s.cache)
     pipelines = pipelines or PipelineCache()
     with output.stderr.status("loading model...") as status:
@@ -183,6 +173,15 @@ def _load_pipeline(pipelines: PipelineCache | None, s) -> TalkingVideoPipeline:
             PipelineKey(s.model, s.device, s.dtype, s.attention, acceleration),
             on_load=lambda part: status.update(f"loading {part}..."),
         )
+
+
+def _start_stream(pipe: TalkingVideoPipeline, s: Settings, speech: np.ndarray, **source) -> VideoStream:
+    """The job's video as a stream; `source` is the portrait or the start frames to continue."""
+    return pipe.stream(
+        audio=speech, prompt=s.prompt, negative_prompt=s.negative_prompt, resolution=s.resolution,
+        seed=s.seed, steps=s.steps, shift=s.shift, text_scale=s.text_scale, audio_scale=s.audio_scale,
+        long_video_mode=s.long_video_mode, **source,
+    )  # fmt: skip
 
 
 def _last_frames(source: VideoInfo, count: int, model_fps: float) -> np.ndarray:
