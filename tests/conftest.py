@@ -7,6 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# Property tests check behaviour, not speed: on a loaded CI machine a per-example deadline only
+# produces flaky failures.
+settings.register_profile("skyaudio", deadline=None)
+settings.load_profile("skyaudio")
 
 
 @pytest.fixture(scope="session")
