@@ -57,15 +57,15 @@ def run_generate(job: GenerateJob, pipelines: PipelineCache | None = None) -> di
     # HuMo also renders a person from the prompt alone; the a2v families animate a given face.
     if job.portrait is None and defaults.architecture != "humo":
         raise InputError(f"--portrait is required for model '{resolved.family}' (it animates a given face)")
-    _warn_random(resolved.family, defaults)
+    warn_if_random_weights(resolved.family, defaults)
     speech = _load_speech(job.audio, s.max_audio_seconds)
     portrait = load_portrait(job.portrait) if job.portrait is not None else None
-    stream = _start_stream(_load_pipeline(pipelines, s), s, speech, portrait=portrait)
+    stream = _start_stream(load_pipeline(pipelines, s), s, speech, portrait=portrait)
     fps = s.fps or stream.fps
     seconds = audio_duration(speech, SAMPLE_RATE)
     count = output_frame_count(seconds, fps)
     with (
-        _progress(stream),
+        step_progress(stream),
         video_sink(
             job.output, fps=fps, width=stream.width, height=stream.height,
             audio=Soundtrack.of(job.audio), audio_sample_rate=MUX_SAMPLE_RATE, overwrite=job.overwrite,
@@ -105,9 +105,9 @@ def run_extend(job: ExtendJob, pipelines: PipelineCache | None = None) -> dict:
     speech = _load_speech(job.audio, s.max_audio_seconds)
     resolved = resolve_model(s.model)
     defaults = family_defaults(resolved.family)
-    _warn_random(resolved.family, defaults)
+    warn_if_random_weights(resolved.family, defaults)
     context = _last_frames(source, defaults.motion_frames, defaults.fps)
-    stream = _start_stream(_load_pipeline(pipelines, s), s, speech, start_frames=context)
+    stream = _start_stream(load_pipeline(pipelines, s), s, speech, start_frames=context)
 
     fps = s.fps or source.fps
     seconds = audio_duration(speech, SAMPLE_RATE)
@@ -121,7 +121,7 @@ def run_extend(job: ExtendJob, pipelines: PipelineCache | None = None) -> dict:
         source.height,
     )
     with (
-        _progress(stream),
+        step_progress(stream),
         video_sink(
             job.output, fps=fps, width=source.width, height=source.height, audio=audio,
             audio_sample_rate=MUX_SAMPLE_RATE, overwrite=job.overwrite,
@@ -150,7 +150,7 @@ def run_extend(job: ExtendJob, pipelines: PipelineCache | None = None) -> dict:
     }
 
 
-def _warn_random(family: str, defaults) -> None:
+def warn_if_random_weights(family: str, defaults) -> None:
     if defaults.random_weights:
         output.warn(
             f"model '{family}' has RANDOM weights (a test model): the video will be noise, not a "
@@ -165,7 +165,7 @@ def _load_speech(path: Path, max_seconds: float) -> np.ndarray:
     return normalize_loudness(speech, SAMPLE_RATE)
 
 
-def _load_pipeline(pipelines: PipelineCache | None, s: Settings) -> TalkingVideoPipeline:
+def load_pipeline(pipelines: PipelineCache | None, s: Settings) -> TalkingVideoPipeline:
     acceleration = Acceleration(fp8=s.fp8, offload=s.offload, compile=s.compile, cache=s.cache)
     pipelines = pipelines or PipelineCache()
     with output.stderr.status("loading model...") as status:
@@ -211,7 +211,7 @@ def _extended_soundtrack(job: ExtendJob, source: VideoInfo, original_seconds: fl
 
 
 @contextmanager
-def _progress(stream: VideoStream) -> Iterator[None]:
+def step_progress(stream: VideoStream) -> Iterator[None]:
     """One bar over all windows x steps, with an ETA, while the stream is consumed."""
     with Progress(
         TextColumn("{task.description}"),

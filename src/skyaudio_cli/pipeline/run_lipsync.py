@@ -32,7 +32,7 @@ from skyaudio_cli.pipeline.lipsync import (
     single_frames,
 )
 from skyaudio_cli.pipeline.long_video import LongVideoMode
-from skyaudio_cli.pipeline.run import _load_pipeline, _progress, _warn_random
+from skyaudio_cli.pipeline.run import load_pipeline, step_progress, warn_if_random_weights
 from skyaudio_cli.pipeline.source_frames import frames_in_order
 from skyaudio_cli.pipeline.talking_video import VideoStream
 
@@ -59,7 +59,7 @@ class EditRun:
 def run_edit_lipsync(job: EditLipsyncJob, pipelines=None) -> dict:
     """Run one job; pass a shared `pipelines` cache to reuse loaded models across jobs."""
     edit = prepare_edit(job, pipelines)
-    with _progress(edit.stream) if edit.stream is not None else nullcontext():
+    with step_progress(edit.stream) if edit.stream is not None else nullcontext():
         _write(job, edit)
     return {**edit.summary, "faceless_frames": edit.stats["faceless"]}
 
@@ -76,7 +76,7 @@ def prepare_edit(job: EditLipsyncJob, pipelines=None) -> EditRun:
     seconds = audio_duration(speech, SAMPLE_RATE)
     resolved = resolve_model(s.model)
     defaults = family_defaults(resolved.family)
-    _warn_random(resolved.family, defaults)
+    warn_if_random_weights(resolved.family, defaults)
 
     with output.stderr.status("finding the face in every frame..."):
         regions, mask_source = _regions(job, info)
@@ -160,7 +160,7 @@ def _generate(
 ) -> VideoStream:
     """The model's stream of regenerated face crops (at the model's crop size), lazily."""
     s = job.settings
-    pipe = _load_pipeline(pipelines, s)
+    pipe = load_pipeline(pipelines, s)
     if getattr(pipe, "image_encoder", None) is None:
         raise InputError(f"--model {s.model}: edit-lipsync needs a family conditioned on a reference image")
     width, height = pick_size(s.resolution or pipe.defaults.resolution, CROP_ASPECT)
