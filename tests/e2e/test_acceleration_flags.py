@@ -3,26 +3,17 @@
 import json
 
 import numpy as np
-import pytest
 from PIL import Image
 
-from skyaudio_cli.cli.app import main
 from skyaudio_cli.errors import EXIT_NOT_AVAILABLE
 from skyaudio_cli.media.audio import load_audio
 from skyaudio_cli.pipeline.acceleration import FP8_STORAGE, Acceleration
 from skyaudio_cli.pipeline.talking_video import TalkingVideoPipeline
 
 
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as done:
-        main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return done.value.code, captured.out, captured.err
-
-
-def test_cache_mag_is_refused_before_loading(tmp_path, capsys, portrait_png, speech_wav):
+def test_cache_mag_is_refused_before_loading(tmp_path, run_cli, portrait_png, speech_wav):
     args = ["generate", "-p", portrait_png, "-a", speech_wav, "-m", tmp_path / "no-such-model"]
-    code, stdout, _ = run_cli([*args, "-o", tmp_path / "out.mp4", "--cache", "mag", "--json"], capsys)
+    code, stdout, _ = run_cli([*args, "-o", tmp_path / "out.mp4", "--cache", "mag", "--json"])
     assert code == EXIT_NOT_AVAILABLE
     assert "--cache mag" in json.loads(stdout)["error"]
 

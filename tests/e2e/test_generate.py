@@ -7,18 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from skyaudio_cli.cli.app import main
 from skyaudio_cli.media.audio import load_audio
 from skyaudio_cli.media.video import probe_video
 from skyaudio_cli.pipeline.talking_video import TalkingVideoPipeline
 from skyaudio_cli.sampling.guidance import GuidanceScales
-
-
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as done:
-        main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return done.value.code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +32,11 @@ def speech(speech_wav):
     return load_audio(speech_wav)[:8000]  # 0.5 s -> 13 frames
 
 
-def test_generate_writes_mp4_matching_audio(tmp_path, capsys, tiny_model, portrait_png, speech_wav):
+def test_generate_writes_mp4_matching_audio(tmp_path, run_cli, tiny_model, portrait_png, speech_wav):
     out = tmp_path / "talk.mp4"
     code, stdout, stderr = run_cli(
         ["generate", "-p", portrait_png, "-a", speech_wav, "-m", tiny_model, "-o", out, "--json",
-         "--device", "cpu", "--dtype", "fp32"],
-        capsys,
-    )  # fmt: skip
+         "--device", "cpu", "--dtype", "fp32"])  # fmt: skip
     assert code == 0, stderr
     result = json.loads(stdout)
     assert result["status"] == "ok" and result["random_weights"] is True
@@ -60,14 +50,12 @@ def test_generate_writes_mp4_matching_audio(tmp_path, capsys, tiny_model, portra
     assert [p.name for p in tmp_path.iterdir()] == ["talk.mp4"]
 
 
-def test_output_frame_rate_option(tmp_path, capsys, tiny_model, portrait_png, make_wav):
+def test_output_frame_rate_option(tmp_path, run_cli, tiny_model, portrait_png, make_wav):
     audio = make_wav(tmp_path / "a.wav", 0.3 * np.sin(np.linspace(0, 800, 16000)))  # 1.0 s
     out = tmp_path / "talk30.mp4"
     code, _, err = run_cli(
         ["generate", "-p", portrait_png, "-a", audio, "-m", tiny_model, "-o", out, "--fps", "30",
-         "--resolution", "64x64", "--dtype", "fp32"],
-        capsys,
-    )  # fmt: skip
+         "--resolution", "64x64", "--dtype", "fp32"])  # fmt: skip
     assert code == 0, err
     info = probe_video(out)
     assert info.fps == 30 and info.num_frames == 30
@@ -118,10 +106,10 @@ def test_portrait_drives_the_output(pipe, portrait, speech):
     assert not np.array_equal(small(pipe, portrait, speech), small(pipe, flipped, speech))
 
 
-def test_zero_length_audio_is_refused(tmp_path, capsys, tiny_model, portrait_png, make_wav):
+def test_zero_length_audio_is_refused(tmp_path, run_cli, tiny_model, portrait_png, make_wav):
     audio = make_wav(tmp_path / "empty.wav", np.zeros(0))
     code, _, err = run_cli(
-        ["generate", "-p", portrait_png, "-a", audio, "-m", tiny_model, "-o", tmp_path / "o.mp4"], capsys
+        ["generate", "-p", portrait_png, "-a", audio, "-m", tiny_model, "-o", tmp_path / "o.mp4"]
     )
     assert code == 2 and "empty.wav" in err
 

@@ -6,7 +6,6 @@ import math
 import pytest
 import torch
 
-from skyaudio_cli.cli.app import main
 from skyaudio_cli.conditioning.audio_windows import humo_latent_windows
 from skyaudio_cli.media.audio import load_audio
 from skyaudio_cli.media.video import probe_video
@@ -16,20 +15,13 @@ from skyaudio_cli.sampling.humo_guidance import TA, TIA
 SHORT = 8000  # 0.5 s at 16 kHz -> 13 frames -> 4 latent frames (+1 for the reference)
 
 
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as done:
-        main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return done.value.code, captured.out, captured.err
-
-
 @pytest.fixture(scope="module")
 def speech(speech_wav):
     return load_audio(speech_wav)[:SHORT]
 
 
 def test_cli_text_only_and_portrait_modes_write_mp4_matching_audio(
-    tmp_path, capsys, humo_model, portrait_png, speech_wav, make_wav
+    tmp_path, run_cli, humo_model, portrait_png, speech_wav, make_wav
 ):
     audio = make_wav(tmp_path / "short.wav", load_audio(speech_wav)[:SHORT])
     for extra in ([], ["--portrait", portrait_png]):
@@ -37,9 +29,7 @@ def test_cli_text_only_and_portrait_modes_write_mp4_matching_audio(
         code, stdout, stderr = run_cli(
             ["generate", "--model", humo_model, "--prompt", "A woman in a red coat talks", "--audio", audio,
              "-o", out, "--json", "--device", "cpu", "--dtype", "fp32", "--resolution", "64x64",
-             "--steps", "2", *extra],
-            capsys,
-        )  # fmt: skip
+             "--steps", "2", *extra])  # fmt: skip
         assert code == 0, stderr
         result = json.loads(stdout)
         assert result["model"] == "tiny-humo"

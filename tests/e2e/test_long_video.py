@@ -12,7 +12,6 @@ import pytest
 import torch
 from PIL import Image
 
-from skyaudio_cli.cli.app import main
 from skyaudio_cli.jobs import ExtendJob, GenerateJob, Settings
 from skyaudio_cli.media.audio import load_audio
 from skyaudio_cli.media.video import VideoWriter, iter_frames, probe_video
@@ -55,13 +54,6 @@ class FastVAE:
                 return rgb.repeat_interleave(counts.to(rgb.device), dim=2)
 
         return Decoder()
-
-
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as done:
-        main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return done.value.code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")
@@ -202,19 +194,16 @@ def test_extend_appends_continuation_with_both_soundtracks(
         assert np.abs(source.astype(int) - written).mean() < 3  # re-encoded, otherwise the same
 
 
-def test_extend_cli_reports_json_and_refuses_fusion(tmp_path, capsys, tiny_model, source_video, make_wav):
+def test_extend_cli_reports_json_and_refuses_fusion(tmp_path, run_cli, tiny_model, source_video, make_wav):
     audio = make_wav(tmp_path / "more.wav", tone(5))
     code, _, err = run_cli(
         ["extend", "-v", source_video, "-a", audio, "-m", tiny_model, "-o", tmp_path / "x.mp4",
-         "--long-video-mode", "fusion"],
-        capsys,
-    )  # fmt: skip
+         "--long-video-mode", "fusion"])  # fmt: skip
     assert code == 2 and "fusion" in err
     code, out, err = run_cli(
         ["extend", "-v", source_video, "-a", audio, "-m", tiny_model, "-o", tmp_path / "x.mp4", "--json",
-         "--device", "cpu", "--dtype", "fp32", "--resolution", "32x32", "--steps", "1", "--append-only"],
-        capsys,
-    )  # fmt: skip
+         "--device", "cpu", "--dtype", "fp32", "--resolution", "32x32", "--steps", "1",
+         "--append-only"])  # fmt: skip
     assert code == 0, err
     result = json.loads(out)
     assert result["frames"] == 6 and result["windows"] == 1 and result["fps"] == 30
