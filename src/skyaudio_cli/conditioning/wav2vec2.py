@@ -29,6 +29,7 @@ from skyaudio_cli.conditioning.audio_features import (
     stretch_to_frames,
 )
 from skyaudio_cli.conditioning.checkpoint_files import load_pth_state_dict, require_exact_keys
+from skyaudio_cli.conditioning.wav2vec2_cnn import conv_features as cnn_features
 from skyaudio_cli.errors import InputError, WeightsError
 
 SAFETENSORS_NAME = "model.safetensors"
@@ -62,7 +63,7 @@ class Wav2Vec2FeatureEncoder(AudioFeatureEncoder):
             raise InputError(f"audio: {wave.size} samples is shorter than one wav2vec2 frame")
         # Zero-mean/unit-variance over the whole clip when preprocessor_config.json says do_normalize.
         values = self.normaliser(wave, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_values
-        conv_features = self.model.feature_extractor(values.to(self._device, self._dtype))[0].T
+        conv_features = cnn_features(self.model.feature_extractor, values.to(self._device, self._dtype))[0].T
         per_frame = stretch_to_frames(conv_features, num_frames).unsqueeze(0)
         hidden, _ = self.model.feature_projection(per_frame)
         layers = encoder_layer_outputs(self.model.encoder, hidden, self.model.config.do_stable_layer_norm)
