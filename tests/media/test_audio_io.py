@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ from skyaudio_cli.media.audio import (
     is_silent,
     load_audio,
     normalize_loudness,
+    open_audio,
+    rms_dbfs,
 )
 
 SAMPLE_RATE = 16000
@@ -212,3 +215,39 @@ def test_normalize_scales_down_instead_of_clipping():
 def test_normalize_leaves_unmeasurable_audio_unchanged(wave):
     assert integrated_loudness(wave, SAMPLE_RATE) is None
     assert normalize_loudness(wave, SAMPLE_RATE) is wave
+
+
+def test_open_audio_reads_slices_of_the_decoded_file(media_speech_wav, reference_wave):
+    with open_audio(media_speech_wav) as audio:
+        assert (audio.size, audio.shape, audio.ndim) == (reference_wave.size, reference_wave.shape, 1)
+        assert audio_duration(audio) == audio_duration(reference_wave)
+        np.testing.assert_array_equal(audio[:], reference_wave)
+        np.testing.assert_array_equal(audio[1000:2345], reference_wave[1000:2345])
+        np.testing.assert_array_equal(audio[-10:], reference_wave[-10:])
+        assert audio[audio.size : audio.size + 5].size == 0
+        with pytest.raises(ValueError):
+            audio[::2]
+
+
+def test_normalising_a_file_scales_what_is_read_like_the_array(tmp_path, make_wav, reference_wave):
+    quiet_wav = make_wav(tmp_path / "quiet_speech.wav", reference_wave * np.float32(0.05))
+    quiet = load_audio(quiet_wav)
+    audio = open_audio(quiet_wav)
+    normalized = normalize_loudness(audio, SAMPLE_RATE)
+    np.testing.assert_array_equal(normalized[:], normalize_loudness(quiet, SAMPLE_RATE))
+    assert integrated_loudness(normalized, SAMPLE_RATE) == pytest.approx(-23.0, abs=0.1)
+    # The normalised view keeps the decoded file alive after the original is gone ...
+    samples = audio._samples
+    del audio
+    gc.collect()
+    assert not samples.closed
+    assert normalized[:10].size == 10
+    # ... and closing it deletes the file.
+    normalized.close()
+    assert samples.closed
+
+
+def test_rms_of_a_file_equals_the_array(media_speech_wav, reference_wave):
+    with open_audio(media_speech_wav) as audio:
+        assert rms_dbfs(audio) == pytest.approx(rms_dbfs(reference_wave), abs=1e-9)
+        assert is_silent(audio) is False

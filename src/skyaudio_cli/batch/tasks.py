@@ -51,9 +51,10 @@ def task_spec(name: str) -> TaskSpec:
 
 
 def _audio_seconds(audio: Path) -> float:
-    from skyaudio_cli.media.audio import audio_duration, load_audio
+    from skyaudio_cli.media.audio import audio_duration, open_audio
 
-    return audio_duration(load_audio(audio))
+    with open_audio(audio) as samples:
+        return audio_duration(samples)
 
 
 def _extended_seconds(job) -> float | None:

@@ -68,11 +68,20 @@ def load_audio_encoder(
     raise InputError(f"audio encoder kind {kind!r}: expected one of {', '.join(AUDIO_ENCODER_KINDS)}")
 
 
-def require_speech(wave: np.ndarray) -> np.ndarray:
-    """The encoders' input as float32, once checked to be non-empty, finite and 1-D."""
-    wave = np.asarray(wave, dtype=np.float32)
+def require_mono(wave):
+    """`wave` (an array or a media.audio.AudioFile), once checked to be 1-D and non-empty.
+
+    Its samples are not read: a file-backed wave is checked for finiteness chunk by chunk, by
+    `require_speech`, as the encoders read it.
+    """
     if wave.ndim != 1 or wave.size == 0:
         raise InputError(f"audio: expected non-empty mono samples, got shape {wave.shape}")
+    return wave
+
+
+def require_speech(wave: np.ndarray) -> np.ndarray:
+    """The encoders' input as float32, once checked to be non-empty, finite and 1-D."""
+    wave = require_mono(np.asarray(wave, dtype=np.float32))
     if not np.isfinite(wave).all():
         raise InputError("audio: contains NaN or infinite samples")
     return wave

@@ -169,13 +169,21 @@ def failure_reason(log: Sequence[LogLine], returncode: int | None = None) -> str
     return "ffmpeg failed without an error message"
 
 
-def execute_ffmpeg(args: Sequence[str]) -> FfmpegResult:
-    """Run ffmpeg to completion and parse its log; never raises for ffmpeg's own failures."""
+def execute_ffmpeg(args: Sequence[str], *, stdout: IO[bytes] | None = None) -> FfmpegResult:
+    """Run ffmpeg to completion and parse its log; never raises for ffmpeg's own failures.
+
+    Its output comes back in `result.stdout` unless `stdout` (an open file) takes it: hours of
+    decoded audio then go to disk instead of being collected in memory.
+    """
     completed = subprocess.run(
-        ffmpeg_command(args), stdin=subprocess.DEVNULL, capture_output=True, check=False
+        ffmpeg_command(args),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE if stdout is None else stdout,
+        stderr=subprocess.PIPE,
+        check=False,
     )
     log = parse_log(completed.stderr.decode("utf-8", errors="replace"))
-    return FfmpegResult(completed.returncode, completed.stdout, log)
+    return FfmpegResult(completed.returncode, completed.stdout or b"", log)
 
 
 def run_ffmpeg(

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from skyaudio_cli.conditioning.audio_features import AudioFeatureEncoder
+from skyaudio_cli.media.audio import Wave
 
 SAMPLE_RATE = 16000
 CHUNK_FRAMES = 750  # 30 s at 25 fps
@@ -27,7 +28,7 @@ class AudioFeatureStream:
     def __init__(
         self,
         encoder: AudioFeatureEncoder,
-        wave: np.ndarray,
+        wave: Wave,
         num_frames: int,
         fps: float,
         *,

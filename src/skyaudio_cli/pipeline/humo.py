@@ -34,9 +34,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from skyaudio_cli.conditioning.audio_features import num_video_frames
+from skyaudio_cli.conditioning.audio_features import num_video_frames, require_mono
 from skyaudio_cli.conditioning.audio_windows import humo_latent_windows, humo_window_frames
 from skyaudio_cli.errors import InputError
+from skyaudio_cli.media.audio import Wave
 from skyaudio_cli.pipeline.audio_stream import AudioFeatureStream
 from skyaudio_cli.pipeline.buckets import pick_size
 from skyaudio_cli.pipeline.conditioning import latent_frame_count, padded_frame_count
@@ -244,7 +245,7 @@ class HumoPipeline(TalkingVideoPipeline):
     def stream(
         self,
         *,
-        audio: np.ndarray,
+        audio: Wave,
         portrait: Image.Image | None = None,
         start_frames: np.ndarray | None = None,
         prompt: str | None = None,
@@ -267,7 +268,7 @@ class HumoPipeline(TalkingVideoPipeline):
             raise InputError(
                 f"--long-video-mode {long_video_mode}: {d.family} has no motion conditioning; use fusion"
             )
-        num_frames = num_video_frames(audio.size, SAMPLE_RATE, d.fps)
+        num_frames = num_video_frames(require_mono(audio).size, SAMPLE_RATE, d.fps)
         num_latents = latent_frame_count(padded_frame_count(num_frames))
         windows = plan_latent_windows(
             num_latents, window=latent_frame_count(d.frames_per_window), overlap=d.fusion_overlap
@@ -299,7 +300,7 @@ class HumoPipeline(TalkingVideoPipeline):
             generator = torch.Generator("cpu").manual_seed(seed)
             conditions = partial(self.window_conditions, text, negative_text, reference)
             if single:
-                audio_windows = self.encode_audio_windows(audio, num_frames, num_latents)
+                audio_windows = self.encode_audio_windows(audio[:], num_frames, num_latents)
                 latents = self.one_window_latents(
                     conditions(audio_windows, masked), guidance, steps, shift, generator, on_step
                 )

@@ -16,7 +16,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from skyaudio_cli.cli import output
 from skyaudio_cli.errors import InputError
 from skyaudio_cli.jobs import ExtendJob, GenerateJob, Settings
-from skyaudio_cli.media.audio import audio_duration, check_audio, load_audio, normalize_loudness
+from skyaudio_cli.media.audio import (
+    AudioFile,
+    audio_duration,
+    check_audio,
+    is_silent,
+    normalize_loudness,
+    open_audio,
+)
 from skyaudio_cli.media.image import load_image
 from skyaudio_cli.media.soundtrack import Segment, Soundtrack
 from skyaudio_cli.media.video import VideoInfo, iter_frames, probe_video, read_last_frames
@@ -58,7 +65,7 @@ def run_generate(job: GenerateJob, pipelines: PipelineCache | None = None) -> di
     if job.portrait is None and defaults.architecture != "humo":
         raise InputError(f"--portrait is required for model '{resolved.family}' (it animates a given face)")
     warn_if_random_weights(resolved.family, defaults)
-    speech = _load_speech(job.audio, s.max_audio_seconds)
+    speech = load_speech(job.audio, s.max_audio_seconds)
     portrait = load_portrait(job.portrait) if job.portrait is not None else None
     stream = _start_stream(load_pipeline(pipelines, s), s, speech, portrait=portrait)
     fps = s.fps or stream.fps
@@ -102,7 +109,7 @@ def run_extend(job: ExtendJob, pipelines: PipelineCache | None = None) -> dict:
     s = job.settings
     # Inputs first: a corrupt video should not wait for (or be reported as) missing weights.
     source = probe_video(job.video)
-    speech = _load_speech(job.audio, s.max_audio_seconds)
+    speech = load_speech(job.audio, s.max_audio_seconds)
     resolved = resolve_model(s.model)
     defaults = family_defaults(resolved.family)
     warn_if_random_weights(resolved.family, defaults)
@@ -159,9 +166,12 @@ def warn_if_random_weights(family: str, defaults) -> None:
         )
 
 
-def _load_speech(path: Path, max_seconds: float) -> np.ndarray:
-    speech = load_audio(path, sample_rate=SAMPLE_RATE)
+def load_speech(path: Path, max_seconds: float) -> AudioFile:
+    """The speech at the encoders' rate, loudness-normalised, read from disk as windows need it."""
+    speech = open_audio(path, sample_rate=SAMPLE_RATE)
     check_audio(speech, path, max_seconds=max_seconds)
+    if is_silent(speech):
+        output.warn(f"audio file {path} is silent: the portrait will not speak")
     return normalize_loudness(speech, SAMPLE_RATE)
 
 
@@ -175,7 +185,7 @@ def load_pipeline(pipelines: PipelineCache | None, s: Settings) -> TalkingVideoP
         )
 
 
-def _start_stream(pipe: TalkingVideoPipeline, s: Settings, speech: np.ndarray, **source) -> VideoStream:
+def _start_stream(pipe: TalkingVideoPipeline, s: Settings, speech: AudioFile, **source) -> VideoStream:
     """The job's video as a stream; `source` is the portrait or the start frames to continue."""
     return pipe.stream(
         audio=speech, prompt=s.prompt, negative_prompt=s.negative_prompt, resolution=s.resolution,

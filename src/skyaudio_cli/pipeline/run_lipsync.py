@@ -16,7 +16,7 @@ from skyaudio_cli.face.debug import overlay_mask
 from skyaudio_cli.face.geometry import Box
 from skyaudio_cli.face.regions import detect_faces, face_box_regions, user_mask_regions
 from skyaudio_cli.jobs import EditLipsyncJob, parse_face_box
-from skyaudio_cli.media.audio import audio_duration, check_audio, load_audio, normalize_loudness
+from skyaudio_cli.media.audio import Wave, audio_duration, open_audio
 from skyaudio_cli.media.soundtrack import Soundtrack
 from skyaudio_cli.media.video import VideoInfo, VideoWriter, iter_frames, probe_video
 from skyaudio_cli.pipeline.buckets import pick_size
@@ -32,7 +32,7 @@ from skyaudio_cli.pipeline.lipsync import (
     single_frames,
 )
 from skyaudio_cli.pipeline.long_video import LongVideoMode
-from skyaudio_cli.pipeline.run import load_pipeline, step_progress, warn_if_random_weights
+from skyaudio_cli.pipeline.run import load_pipeline, load_speech, step_progress, warn_if_random_weights
 from skyaudio_cli.pipeline.source_frames import frames_in_order
 from skyaudio_cli.pipeline.talking_video import VideoStream
 
@@ -71,8 +71,7 @@ def prepare_edit(job: EditLipsyncJob, pipelines=None) -> EditRun:
     s = job.settings
     # The inputs first: a broken video or audio is reported before anything about weights.
     info = probe_video(job.video)
-    speech = load_audio(job.audio, sample_rate=SAMPLE_RATE)
-    check_audio(speech, job.audio, max_seconds=s.max_audio_seconds)
+    speech = load_speech(job.audio, s.max_audio_seconds)
     seconds = audio_duration(speech, SAMPLE_RATE)
     resolved = resolve_model(s.model)
     defaults = family_defaults(resolved.family)
@@ -92,7 +91,7 @@ def prepare_edit(job: EditLipsyncJob, pipelines=None) -> EditRun:
     plan = EditPlan.build(job.video, info.fps, timeline, defaults.fps, seconds)
     stream = None
     if any(regions.has_face):
-        stream = _generate(job, plan, regions, normalize_loudness(speech, SAMPLE_RATE), pipelines)
+        stream = _generate(job, plan, regions, speech, pipelines)
     generated = single_frames(stream.frames) if stream is not None else None
     summary = {
         "output": str(job.output),
@@ -155,9 +154,7 @@ def _first_frames(regions, count: int):
     return replace(regions, present=regions.present[:count], crops=regions.crops[:count])
 
 
-def _generate(
-    job: EditLipsyncJob, plan: EditPlan, regions: Regions, speech: np.ndarray, pipelines
-) -> VideoStream:
+def _generate(job: EditLipsyncJob, plan: EditPlan, regions: Regions, speech: Wave, pipelines) -> VideoStream:
     """The model's stream of regenerated face crops (at the model's crop size), lazily."""
     s = job.settings
     pipe = load_pipeline(pipelines, s)
@@ -191,11 +188,12 @@ def _soundtrack(job: EditLipsyncJob, info: VideoInfo, plan: EditPlan) -> Soundtr
     total_samples = round(plan.timeline.num_frames / plan.fps * MUX_SAMPLE_RATE)
     if total_samples <= edited_samples:
         return Soundtrack.of(job.audio)
-    new = load_audio(job.audio, sample_rate=MUX_SAMPLE_RATE)
     track = np.zeros(total_samples, np.float32)
-    track[: min(edited_samples, new.size)] = new[:edited_samples]
+    with open_audio(job.audio, sample_rate=MUX_SAMPLE_RATE) as new:
+        track[: min(edited_samples, new.size)] = new[:edited_samples]
     if info.has_audio:
-        original = load_audio(job.video, sample_rate=MUX_SAMPLE_RATE)[edited_samples:total_samples]
+        with open_audio(job.video, sample_rate=MUX_SAMPLE_RATE) as source:
+            original = source[edited_samples:total_samples]
         track[edited_samples : edited_samples + original.size] = original
     return track
 

@@ -25,6 +25,7 @@ from skyaudio_cli.conditioning.audio_features import (
     AudioFeatureEncoder,
     load_audio_encoder,
     num_video_frames,
+    require_mono,
     require_speech,
 )
 from skyaudio_cli.conditioning.audio_windows import frame_windows
@@ -32,6 +33,7 @@ from skyaudio_cli.conditioning.image_encoder import ImageEncoder
 from skyaudio_cli.conditioning.text import TextEncoder
 from skyaudio_cli.conditioning.vae import VideoVAE
 from skyaudio_cli.errors import InputError
+from skyaudio_cli.media.audio import Wave
 from skyaudio_cli.media.image import resize_center_crop
 from skyaudio_cli.model.transformer import AudioWanTransformer3DModel
 from skyaudio_cli.pipeline.acceleration import Acceleration, denoising_session, load_accelerated_transformer
@@ -255,7 +257,7 @@ class TalkingVideoPipeline:
     def stream(
         self,
         *,
-        audio: np.ndarray,
+        audio: Wave,
         portrait: Image.Image | None = None,
         start_frames: np.ndarray | None = None,
         prompt: str | None = None,
@@ -277,7 +279,7 @@ class TalkingVideoPipeline:
         and the last one serves as the reference. Nothing runs until the stream is iterated.
         """
         d = self.defaults
-        audio = require_speech(audio)
+        audio = require_speech(audio) if isinstance(audio, np.ndarray) else require_mono(audio)
         if (portrait is None) == (start_frames is None):
             raise InputError("give exactly one of portrait and start_frames")
         num_frames = num_video_frames(audio.size, SAMPLE_RATE, d.fps)
