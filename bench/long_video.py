@@ -5,7 +5,7 @@
 
 Each length runs `skyaudio generate` in a fresh subprocess (its own peak RSS, VmHWM)
 on a synthetic speech-like signal. `--vae linear` swaps the tiny model's Wan VAE for the linear
-stand-in the tests use (tests/e2e/test_long_video.py::FastVAE): on a 2-core CPU the tiny Wan VAE
+stand-in the tests use (tests/e2e/fast_vae.py): on a 2-core CPU the tiny Wan VAE
 costs ~20 s per 81-frame window (per-op overhead), which would make 600 s of audio take hours;
 its per-window cost and memory do not depend on the video's length, so the stand-in changes the
 constant, not the scaling being measured. The seam metric runs the pipeline in-process on one
@@ -22,31 +22,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-CHILD = r"""
-import json, re, sys, time
-from skyaudio_cli.cli.app import main
-if sys.argv[1] == "linear":
-    import importlib.util
-    from skyaudio_cli.pipeline.talking_video import TalkingVideoPipeline
-    spec = importlib.util.spec_from_file_location("long_video_tests", sys.argv[2])
-    tests = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tests)
-    loaded = TalkingVideoPipeline.__init__
-    def with_linear_vae(self, **parts):
-        loaded(self, **{**parts, "vae": tests.FastVAE()})
-    TalkingVideoPipeline.__init__ = with_linear_vae
-sys.argv[1:3] = []
-started = time.monotonic()
-try:
-    main(sys.argv[1:])
-except SystemExit as done:
-    assert done.code in (0, None), done.code
-# VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the parent (which held the
-# synthetic audio), while VmHWM belongs to this process's own address space.
-peak_kb = int(re.search(r"VmHWM:\s+(\d+)", open("/proc/self/status").read())[1])
-print(json.dumps({"wall_s": time.monotonic() - started, "peak_rss_mb": peak_kb / 1024}))
-"""
 
 
 def speech_like(seconds: float, sample_rate: int = 16000) -> np.ndarray:
@@ -69,7 +44,8 @@ def write_wav(path: Path, wave: np.ndarray) -> Path:
     return path
 
 
-TESTS = Path(__file__).resolve().parent.parent / "tests" / "e2e" / "test_long_video.py"
+# Runs one skyaudio command in a fresh process (optionally with the linear VAE), prints its peak RSS.
+WORKER = Path(__file__).resolve().parent.parent / "tests" / "e2e" / "peak_memory_worker.py"
 
 
 def measure_length(
@@ -79,9 +55,7 @@ def measure_length(
     out = work / f"out_{seconds:g}s.mp4"
     args = ["generate", "-p", portrait, "-a", audio, "-m", model, "-o", out, "--resolution", resolution,
             "--device", "cpu", "--dtype", "fp32", "--json", "-y"]  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, vae, str(TESTS), *map(str, args)], capture_output=True, text=True
-    )
+    done = subprocess.run([sys.executable, str(WORKER), vae, *map(str, args)], capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"generate failed for {seconds} s: {done.stderr[-2000:]}")
     lines = done.stdout.strip().splitlines()
