@@ -6,9 +6,10 @@ The references (InfiniteTalk/SkyReels-V3 `Wav2Vec2Model` subclasses, transformer
 with hooks and, for `do_stable_layer_norm` models, no longer applies the final LayerNorm to the last
 one, so the encoder is stepped through here with the 4.x meaning spelled out.
 
-Long audio: like the references, attention spans the whole utterance (their limit is 5000 frames,
-200 s). The first CNN layer's GroupNorm normalises each channel over the whole clip, so chunking is
-not seam-free; chunking for very long audio is left to the long-video work.
+Long audio: like the references, attention spans the whole clip it is given; the long-video code
+(pipeline/audio_stream.py) hands it 30 s chunks. Within a clip the CNN runs in 2 s blocks with the
+clip's own GroupNorm statistics (wav2vec2_cnn.py), which gives the whole-clip result in bounded
+memory.
 """
 
 import re
