@@ -8,46 +8,25 @@ import typer
 
 from skyaudio_cli.cli import output
 from skyaudio_cli.cli.options import (
+    GENERATION,
     AllowNoFaceOpt,
-    Attention,
-    AttentionOpt,
     AudioOpt,
-    AudioScaleOpt,
-    CacheMode,
-    CacheOpt,
-    CompileOpt,
     DebugMaskOpt,
-    Device,
-    DeviceOpt,
-    DType,
-    DTypeOpt,
     FaceBoxOpt,
-    FP8Opt,
-    FpsOpt,
     JsonOpt,
     KeepOriginalAudioOpt,
-    LongVideoMode,
-    LongVideoModeOpt,
     LoopMode,
     LoopModeOpt,
     MaskVideoOpt,
-    MaxAudioOpt,
-    ModelOpt,
-    NegativePromptOpt,
-    OffloadOpt,
     OutputOpt,
     OverwriteOpt,
-    PromptOpt,
-    ResolutionOpt,
-    SeedOpt,
-    ShiftOpt,
-    StepsOpt,
-    TextScaleOpt,
     VideoOpt,
 )
-from skyaudio_cli.jobs import DEFAULT_MAX_AUDIO_SECONDS, DEFAULT_MODEL, GenerateJob, Settings
+from skyaudio_cli.cli.settings_options import takes_settings
+from skyaudio_cli.jobs import GenerateJob, Settings
 
 
+@takes_settings()
 def generate(
     audio: AudioOpt,
     output_path: OutputOpt,
@@ -57,27 +36,10 @@ def generate(
             "--portrait", "-p", help="Portrait image (png/jpg/webp) or video (first frame is used)."
         ),
     ] = None,
-    prompt: PromptOpt = None,
-    negative_prompt: NegativePromptOpt = None,
-    model: ModelOpt = DEFAULT_MODEL,
-    resolution: ResolutionOpt = None,
-    seed: SeedOpt = 0,
-    steps: StepsOpt = None,
-    shift: ShiftOpt = None,
-    text_scale: TextScaleOpt = None,
-    audio_scale: AudioScaleOpt = None,
-    fps: FpsOpt = None,
-    max_audio_seconds: MaxAudioOpt = DEFAULT_MAX_AUDIO_SECONDS,
     overwrite: OverwriteOpt = False,
-    device: DeviceOpt = Device.auto,
-    dtype: DTypeOpt = DType.bf16,
-    attention: AttentionOpt = Attention.auto,
-    fp8: FP8Opt = False,
-    offload: OffloadOpt = False,
-    compile_blocks: CompileOpt = False,
-    cache: CacheOpt = CacheMode.none,
-    long_video_mode: LongVideoModeOpt = LongVideoMode.auto,
     json_output: JsonOpt = False,
+    *,
+    settings: Settings,
 ) -> None:
     """Make a talking video of a portrait speaking the audio (any length).
 
@@ -86,18 +48,8 @@ def generate(
     from skyaudio_cli.jobs import validate_generate
 
     job = GenerateJob(
-        audio=audio,
-        output=output_path,
-        portrait=portrait,
-        overwrite=overwrite,
-        settings=Settings(
-            model=model, prompt=prompt, negative_prompt=negative_prompt, resolution=resolution, seed=seed,
-            steps=steps, shift=shift, text_scale=text_scale, audio_scale=audio_scale, fps=fps,
-            device=device.value, dtype=dtype.value, attention=attention.value, fp8=fp8, offload=offload,
-            compile=compile_blocks, cache=cache.value, long_video_mode=long_video_mode.value,
-            max_audio_seconds=max_audio_seconds,
-        ),
-    )  # fmt: skip
+        audio=audio, output=output_path, portrait=portrait, overwrite=overwrite, settings=settings
+    )
     validate_generate(job)
     output.quiet_libraries()
     from skyaudio_cli.pipeline.parallel import is_main_process
@@ -111,6 +63,8 @@ def generate(
     _report(result, json_output)
 
 
+# The edit keeps the source's frame rate, and chains windows by motion frames (see run_lipsync).
+@takes_settings(without=("fps", "long_video_mode"))
 def edit_lipsync(
     video: VideoOpt,
     audio: AudioOpt,
@@ -121,21 +75,10 @@ def edit_lipsync(
     allow_no_face: AllowNoFaceOpt = False,
     loop_mode: LoopModeOpt = LoopMode.pingpong,
     keep_original_audio: KeepOriginalAudioOpt = False,
-    prompt: PromptOpt = None,
-    negative_prompt: NegativePromptOpt = None,
-    model: ModelOpt = DEFAULT_MODEL,
-    resolution: ResolutionOpt = None,
-    seed: SeedOpt = 0,
-    steps: StepsOpt = None,
-    shift: ShiftOpt = None,
-    text_scale: TextScaleOpt = None,
-    audio_scale: AudioScaleOpt = None,
-    max_audio_seconds: MaxAudioOpt = DEFAULT_MAX_AUDIO_SECONDS,
     overwrite: OverwriteOpt = False,
-    device: DeviceOpt = Device.auto,
-    dtype: DTypeOpt = DType.bf16,
-    attention: AttentionOpt = Attention.auto,
     json_output: JsonOpt = False,
+    *,
+    settings: Settings,
 ) -> None:
     """Re-lip-sync a video to new audio, changing only the lower face.
 
@@ -148,13 +91,8 @@ def edit_lipsync(
 
     job = EditLipsyncJob(
         video=video, audio=audio, output=output_path, overwrite=overwrite, mask_video=mask_video,
-        face_box=face_box, debug_mask=debug_mask,
-        allow_no_face=allow_no_face, loop_mode=loop_mode.value, keep_original_audio=keep_original_audio,
-        settings=Settings(
-            model=model, prompt=prompt, negative_prompt=negative_prompt, resolution=resolution, seed=seed,
-            steps=steps, shift=shift, text_scale=text_scale, audio_scale=audio_scale, device=device.value,
-            dtype=dtype.value, attention=attention.value, max_audio_seconds=max_audio_seconds,
-        ),
+        face_box=face_box, debug_mask=debug_mask, allow_no_face=allow_no_face, loop_mode=loop_mode.value,
+        keep_original_audio=keep_original_audio, settings=settings,
     )  # fmt: skip
     validate_edit_lipsync(job)
     output.quiet_libraries()
@@ -166,6 +104,17 @@ def edit_lipsync(
     _report(result, json_output)
 
 
+@takes_settings(
+    fps=Annotated[
+        float | None,
+        typer.Option(
+            min=1.0,
+            max=120.0,
+            help="Output frame rate (default: the input video's).",
+            rich_help_panel=GENERATION,
+        ),
+    ]
+)
 def extend(
     video: VideoOpt,
     audio: AudioOpt,
@@ -173,35 +122,10 @@ def extend(
     append_only: Annotated[
         bool, typer.Option(help="Write only the new continuation, not the original.")
     ] = False,
-    prompt: PromptOpt = None,
-    negative_prompt: NegativePromptOpt = None,
-    model: ModelOpt = DEFAULT_MODEL,
-    resolution: ResolutionOpt = None,
-    seed: SeedOpt = 0,
-    steps: StepsOpt = None,
-    shift: ShiftOpt = None,
-    text_scale: TextScaleOpt = None,
-    audio_scale: AudioScaleOpt = None,
-    fps: Annotated[
-        float | None,
-        typer.Option(
-            min=1.0,
-            max=120.0,
-            help="Output frame rate (default: the input video's).",
-            rich_help_panel="Generation",
-        ),
-    ] = None,
-    max_audio_seconds: MaxAudioOpt = DEFAULT_MAX_AUDIO_SECONDS,
-    long_video_mode: LongVideoModeOpt = LongVideoMode.auto,
     overwrite: OverwriteOpt = False,
-    device: DeviceOpt = Device.auto,
-    dtype: DTypeOpt = DType.bf16,
-    attention: AttentionOpt = Attention.auto,
-    fp8: FP8Opt = False,
-    offload: OffloadOpt = False,
-    compile_blocks: CompileOpt = False,
-    cache: CacheOpt = CacheMode.none,
     json_output: JsonOpt = False,
+    *,
+    settings: Settings,
 ) -> None:
     """Continue a video from its last frames with more audio (any video, any length, any fps).
 
@@ -210,18 +134,8 @@ def extend(
     from skyaudio_cli.jobs import ExtendJob, validate_extend
 
     job = ExtendJob(
-        video=video,
-        audio=audio,
-        output=output_path,
-        append_only=append_only,
-        overwrite=overwrite,
-        settings=Settings(
-            model=model, prompt=prompt, negative_prompt=negative_prompt, resolution=resolution, seed=seed,
-            steps=steps, shift=shift, text_scale=text_scale, audio_scale=audio_scale, fps=fps,
-            device=device.value, dtype=dtype.value, attention=attention.value, fp8=fp8, offload=offload,
-            compile=compile_blocks, cache=cache.value, long_video_mode=long_video_mode.value,
-            max_audio_seconds=max_audio_seconds,
-        ),
+        video=video, audio=audio, output=output_path, append_only=append_only, overwrite=overwrite,
+        settings=settings,
     )  # fmt: skip
     validate_extend(job)
     output.quiet_libraries()
