@@ -100,3 +100,31 @@ def test_video_without_a_face(tmp_path, run_cli, tone, tiny_model):
     written = np.stack(list(iter_frames(tmp_path / "b.mp4"))).astype(int)
     assert written.shape[0] == 8  # trimmed to the audio
     assert np.abs(written - np.stack(list(iter_frames(blank)))[:8]).max() <= 2  # H.264 re-encode only
+
+
+def test_keep_original_audio_plays_the_source_sound_from_where_the_speech_ends(
+    tmp_path, run_cli, moving_face_frames, tone, tiny_model
+):
+    from skyaudio_cli.media.video import VideoWriter
+
+    # The source's own sound: a chirp, so a misplaced offset would decorrelate it.
+    t = np.arange(30 * 640) / 16000  # 1.2 s, the video's 30 frames
+    chirp = (0.4 * np.sin(2 * np.pi * (300 * t + 600 * t**2))).astype(np.float32)
+    source = tmp_path / "with_sound.mp4"
+    with VideoWriter(source, fps=25, width=320, height=240, audio=chirp, audio_sample_rate=16000) as writer:
+        writer.write(moving_face_frames)
+    out = tmp_path / "kept.mp4"
+    code, stdout, err = run_cli(
+        ["edit-lipsync", "-v", source, "-a", tone, "-o", out, "-m", tiny_model, "--resolution", "64x64",
+         "--device", "cpu", "--dtype", "fp32", "--keep-original-audio", "--json"],
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(stdout)["frames"] == 30 == probe_video(out).num_frames
+    sound, speech = load_audio(out), load_audio(tone)
+    edited = round(8 / 25 * 16000)  # the 0.3 s of speech covers 8 frames
+    assert abs(sound.size - chirp.size) <= 640
+    # The new speech first, then the source's sound from the same instant on.
+    head = slice(800, speech.size - 800)
+    assert np.corrcoef(sound[head], speech[head])[0, 1] > 0.9
+    tail = slice(edited + 800, chirp.size - 1600)
+    assert np.corrcoef(sound[tail], chirp[tail])[0, 1] > 0.9

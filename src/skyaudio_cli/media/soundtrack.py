@@ -1,9 +1,10 @@
 """A soundtrack assembled by ffmpeg from audio files, so hours of audio never sit in memory.
 
 `VideoWriter` accepts one in place of a wave: each segment is a file's first audio stream (or
-silence) fitted to a duration, the segments play one after another, and the whole track is
-padded with silence or cut to the video's exact length, in samples. `extend` uses two segments
-(the source video's own sound fitted to its frames, then the new speech).
+silence) from an offset, fitted to a duration; the segments play one after another, and the whole
+track is padded with silence or cut to the video's exact length, in samples. `extend` uses two
+segments (the source video's own sound fitted to its frames, then the new speech);
+`edit-lipsync --keep-original-audio` the new speech, then the source's sound from where it ends.
 """
 
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from skyaudio_cli.media.ffmpeg import ffmpeg_file_url
 class Segment:
     path: Path | None  # None: silence
     seconds: float | None = None  # None: the file's whole length (last segment only)
+    start: float = 0.0  # where in the file the segment starts
 
 
 @dataclass(frozen=True)
@@ -39,13 +41,16 @@ class Soundtrack:
             else:
                 source = f"[{first_input + len(inputs) // 2}:a:0]"
                 inputs += ["-i", ffmpeg_file_url(segment.path)]
+            # Cut in samples at the output rate, so the offset is exact whatever the file's rate.
+            skip = round(segment.start * sample_rate)
+            offset = f",atrim=start_sample={skip},asetpts=PTS-STARTPTS" if skip and segment.path else ""
             fit = (
                 ""
                 if segment.seconds is None
                 else f",apad,atrim=end_sample={round(segment.seconds * sample_rate)}"
             )
             chains.append(
-                f"{source}aresample={sample_rate},aformat=sample_fmts=flt:channel_layouts=mono{fit}[s{index}]"
+                f"{source}aresample={sample_rate},aformat=sample_fmts=flt:channel_layouts=mono{offset}{fit}[s{index}]"
             )
         labels = "".join(f"[s{index}]" for index in range(len(self.segments)))
         chains.append(

@@ -16,8 +16,8 @@ from skyaudio_cli.face.debug import overlay_mask
 from skyaudio_cli.face.geometry import Box
 from skyaudio_cli.face.regions import detect_faces, face_box_regions, user_mask_regions
 from skyaudio_cli.jobs import EditLipsyncJob, parse_face_box
-from skyaudio_cli.media.audio import Wave, audio_duration, open_audio
-from skyaudio_cli.media.soundtrack import Soundtrack
+from skyaudio_cli.media.audio import Wave, audio_duration
+from skyaudio_cli.media.soundtrack import Segment, Soundtrack
 from skyaudio_cli.media.video import VideoInfo, VideoWriter, iter_frames, probe_video
 from skyaudio_cli.pipeline.buckets import pick_size
 from skyaudio_cli.pipeline.edit_timeline import LoopMode, plan_timeline
@@ -51,7 +51,7 @@ class EditRun:
     regions: Regions
     stream: VideoStream | None  # the model's face crops; None when no frame has a face
     frames: Iterator[tuple[np.ndarray, Box, np.ndarray]]
-    soundtrack: Soundtrack | np.ndarray
+    soundtrack: Soundtrack
     summary: dict
     stats: dict  # "faceless": edited frames that passed through for lack of a face (final once streamed)
 
@@ -178,24 +178,15 @@ def _generate(job: EditLipsyncJob, plan: EditPlan, regions: Regions, speech: Wav
     return stream
 
 
-def _soundtrack(job: EditLipsyncJob, info: VideoInfo, plan: EditPlan) -> Soundtrack | np.ndarray:
-    """The new audio; with --keep-original-audio, the source's own audio after it ends.
-
-    The kept tail starts mid-file, which a Soundtrack segment cannot express, so that case is
-    assembled in memory (at most the source video's length of audio).
-    """
+def _soundtrack(job: EditLipsyncJob, info: VideoInfo, plan: EditPlan) -> Soundtrack:
+    """The new audio; with --keep-original-audio, the source's own audio from where it ends."""
     edited_samples = round(plan.timeline.edited_frames / plan.fps * MUX_SAMPLE_RATE)
     total_samples = round(plan.timeline.num_frames / plan.fps * MUX_SAMPLE_RATE)
     if total_samples <= edited_samples:
         return Soundtrack.of(job.audio)
-    track = np.zeros(total_samples, np.float32)
-    with open_audio(job.audio, sample_rate=MUX_SAMPLE_RATE) as new:
-        track[: min(edited_samples, new.size)] = new[:edited_samples]
-    if info.has_audio:
-        with open_audio(job.video, sample_rate=MUX_SAMPLE_RATE) as source:
-            original = source[edited_samples:total_samples]
-        track[edited_samples : edited_samples + original.size] = original
-    return track
+    edited, rest = edited_samples / MUX_SAMPLE_RATE, (total_samples - edited_samples) / MUX_SAMPLE_RATE
+    source_sound = Segment(job.video if info.has_audio else None, rest, start=edited)
+    return Soundtrack((Segment(job.audio, edited), source_sound))
 
 
 def _write(job: EditLipsyncJob, edit: EditRun) -> None:
