@@ -16,13 +16,18 @@ def _run_two_ranks(checkpoint: Path, inputs: dict, tmp_path: Path) -> torch.Tens
     torch.save(inputs, tmp_path / "inputs.pt")
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    done = subprocess.run(
-        [*command, str(WORKER), str(checkpoint), str(tmp_path / "inputs.pt"), str(tmp_path / "out.pt")],
-        env=env | {"OMP_NUM_THREADS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    for _attempt in range(2):
+        done = subprocess.run(
+            [*command, str(WORKER), str(checkpoint), str(tmp_path / "inputs.pt"), str(tmp_path / "out.pt")],
+            env=env | {"OMP_NUM_THREADS": "1"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        # A rank killed by a signal (gloo's rendezvous aborting on a busy machine, seen once in
+        # ~20 suite runs) is the harness failing, not the model: try once more.
+        if "Signal" not in done.stderr:
+            break
     assert done.returncode == 0, done.stderr[-3000:]
     return torch.load(tmp_path / "out.pt", weights_only=True)
 
