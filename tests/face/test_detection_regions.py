@@ -38,6 +38,17 @@ def test_detects_a_tilted_head_and_a_4k_frame(detector):
     assert contains(face, (MOUTH[0] * 4, MOUTH[1] * 4))
 
 
+@pytest.mark.parametrize(
+    ("name", "top", "left"),
+    [("forehead cut by the top edge", 90, 0), ("left eye cut by the left edge", 0, 200)],
+)
+def test_detects_a_face_the_frame_edge_cuts(detector, name, top, left):
+    frame = np.ascontiguousarray(data.astronaut()[top:, left:])
+    (face,) = detector.detect(frame)
+    assert contains(face, (MOUTH[0] - left, MOUTH[1] - top)), name
+    assert face.x < 0 or face.y < 0  # the box reaches past the edge, where the rest of the face is
+
+
 def test_blank_frame_has_no_face(detector):
     assert detector.detect(np.full((240, 320, 3), 128, np.uint8)) == []
 
