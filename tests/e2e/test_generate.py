@@ -114,17 +114,6 @@ def test_zero_length_audio_is_refused(tmp_path, run_cli, tiny_model, portrait_pn
     assert code == 2 and "empty.wav" in err
 
 
-def test_silent_audio_is_animated_with_a_warning(tmp_path, run_cli, tiny_model, portrait_png, make_wav):
-    audio = make_wav(tmp_path / "quiet.wav", np.zeros(8000))  # 0.5 s of digital silence
-    out = tmp_path / "quiet.mp4"
-    code, _, err = run_cli(
-        ["generate", "-p", portrait_png, "-a", audio, "-m", tiny_model, "-o", out, "--resolution", "64x64",
-         "--dtype", "fp32"])  # fmt: skip
-    assert code == 0, err
-    assert "quiet.wav is silent" in " ".join(err.split())
-    assert probe_video(out).num_frames == 13
-
-
 def test_infinitetalk_layout_base_plus_adapter_runs(tmp_path_factory, portrait, speech):
     from skyaudio_cli.tiny import make_tiny
 
