@@ -171,7 +171,7 @@ def load_speech(path: Path, max_seconds: float) -> AudioFile:
     speech = open_audio(path, sample_rate=SAMPLE_RATE)
     check_audio(speech, path, max_seconds=max_seconds)
     if is_silent(speech):
-        output.warn(f"audio file {path} is silent: the portrait will not speak")
+        output.warn(f"audio file {path} is silent: the face will not speak")
     return normalize_loudness(speech, SAMPLE_RATE)
 
 
