@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import gc
+import resource
+import signal
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.signal import freqz
 
-from skyaudio_cli.errors import InputError
+from skyaudio_cli.errors import InputError, RuntimeFailure
 from skyaudio_cli.media.audio import (
     audio_duration,
     check_audio,
@@ -251,3 +254,15 @@ def test_rms_of_a_file_equals_the_array(media_speech_wav, reference_wave):
     with open_audio(media_speech_wav) as audio:
         assert rms_dbfs(audio) == pytest.approx(rms_dbfs(reference_wave), abs=1e-9)
         assert is_silent(audio) is False
+
+
+def test_no_room_for_the_decoded_samples_is_a_runtime_failure(media_speech_wav, monkeypatch):
+    # Stand-in for a full temp disk: ffmpeg may not write files over 20 kB (EFBIG instead of ENOSPC).
+    def limit_file_size() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    real_run = subprocess.run
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: real_run(*a, preexec_fn=limit_file_size, **k))
+    with pytest.raises(RuntimeFailure, match=r"decoding .*: no room .*TMPDIR"):
+        open_audio(media_speech_wav)

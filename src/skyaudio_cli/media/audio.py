@@ -7,6 +7,7 @@ The audio encoders (wav2vec2, Whisper) take 16 kHz mono; loudness is normalised 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import weakref
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from typing import IO
 
 import numpy as np
 
-from skyaudio_cli.errors import InputError
+from skyaudio_cli.errors import InputError, RuntimeFailure
 from skyaudio_cli.media.ffmpeg import FfmpegResult, execute_ffmpeg, ffmpeg_file_url
 from skyaudio_cli.media.paths import require_input_file
 
@@ -27,6 +28,8 @@ TRUNCATION_TOLERANCE_SECONDS = 0.1
 LOUDNESS_BLOCK_SECONDS = 0.4
 LOUDNESS_CHUNK_SAMPLES = 1 << 16
 BYTES_PER_SAMPLE = 4  # float32
+# ffmpeg's reasons when writing the decoded samples failed (not reading the input).
+_DISK_FULL = re.compile(r"No space left on device|File too large|Disk quota exceeded")
 
 
 class AudioFile:
@@ -113,6 +116,11 @@ def open_audio(path: str | os.PathLike[str], sample_rate: int = DEFAULT_SAMPLE_R
              "-f", "f32le", "pipe:1"],
             stdout=samples,
         )  # fmt: skip
+        if _DISK_FULL.search(result.failure_reason()):
+            raise RuntimeFailure(
+                f"decoding {path}: no room for the decoded samples in {tempfile.gettempdir()} "
+                f"({result.failure_reason()}); point TMPDIR at a disk with space"
+            )
         _check_decode(result, path)
         size = os.fstat(samples.fileno()).st_size // BYTES_PER_SAMPLE
         _check_length(result, path, size / sample_rate)
