@@ -5,7 +5,7 @@ import torch
 from skimage import data
 from skimage.color import lab2rgb, rgb2lab
 
-from skyaudio_cli.pipeline.colour import LabStats, lab_to_rgb, match_colours, rgb_to_lab
+from skyaudio_cli.pipeline.colour import LabStats, lab_to_rgb, match_colours, rgb_to_lab, transfer_colours
 
 
 def astronaut(size=64) -> torch.Tensor:
@@ -59,3 +59,23 @@ def test_flat_frame_does_not_blow_up():
     flat = torch.zeros(1, 3, 8, 8)
     matched = match_colours(flat, LabStats.of(astronaut() * 2 - 1))
     assert torch.isfinite(matched).all() and matched.abs().max() <= 1.0
+
+
+def test_statistics_of_selected_pixels_and_a_transfer_of_the_whole_image():
+    reference = astronaut()
+    # The whole frame drifted the same way in Lab, except a patch that differs entirely (a new mouth).
+    scale = torch.tensor([0.8, 0.7, 0.7], dtype=torch.float64)[:, None, None]
+    offset = torch.tensor([5.0, 4.0, -3.0], dtype=torch.float64)[:, None, None]
+    drifted = lab_to_rgb(rgb_to_lab(reference) * scale + offset)
+    patch = (slice(40, 56), slice(20, 44))
+    drifted[:, patch[0], patch[1]] = torch.tensor([0.9, 0.2, 0.2], dtype=drifted.dtype)[:, None, None]
+    where = torch.ones(reference.shape[1:], dtype=torch.bool)
+    where[patch] = False
+
+    measured, target = LabStats.of(drifted * 2 - 1, where), LabStats.of(reference * 2 - 1, where)
+    matched = (transfer_colours(drifted * 2 - 1, measured, target) + 1) / 2
+    # Around the patch the drift is undone (the patch did not bias the statistics) ...
+    np.testing.assert_allclose(matched[:, where].numpy(), reference[:, where].numpy(), atol=2e-4)
+    # ... and the patch got the same correction, the inverse of the drift.
+    undrifted = lab_to_rgb((rgb_to_lab(drifted) - offset) / scale)
+    np.testing.assert_allclose(matched[:, ~where].numpy(), undrifted[:, ~where].numpy(), atol=2e-4)

@@ -128,3 +128,29 @@ def test_keep_original_audio_plays_the_source_sound_from_where_the_speech_ends(
     assert np.corrcoef(sound[head], speech[head])[0, 1] > 0.9
     tail = slice(edited + 800, chirp.size - 1600)
     assert np.corrcoef(sound[tail], chirp[tail])[0, 1] > 0.9
+
+
+def test_new_mouth_follows_the_light_of_each_source_frame(
+    tmp_path, moving_face_frames, long_tone, tiny_model, pipelines
+):
+    from skyaudio_cli.media.video import VideoWriter
+
+    # The light rises by 80 % over the clip (an auto-exposure ramp): the regenerated mouth must
+    # brighten with it instead of keeping the first frame's colours.
+    gain = np.linspace(0.55, 1.0, len(moving_face_frames))
+    frames = (moving_face_frames * gain[:, None, None, None]).round().astype(np.uint8)
+    video = tmp_path / "ramp.mp4"
+    with VideoWriter(video, fps=25, width=320, height=240, crf=12) as writer:
+        writer.write(frames)
+
+    edit = prepare_edit(job_for(video, long_tone, tmp_path / "o.mp4", tiny_model), pipelines)
+    relative = []  # the new mouth's brightness over the source's at the same place
+    for i, (frame, crop, mask) in enumerate(list(edit.frames)[:30]):
+        if i in (12, 13, 14):  # blank frames: nothing regenerated
+            continue
+        inside = full_frame_mask(frame.shape, crop, mask) == 255
+        relative.append(frame[inside].mean() / frames[i][inside].mean())
+    # Random weights draw noise, so single frames vary; but the level must not trend with the light
+    # (matched to the first frame only, the last frames' mouths read ~35 % darker than the first's).
+    trend = np.mean(relative[-8:]) / np.mean(relative[:8])
+    assert 0.85 < trend < 1.2, relative

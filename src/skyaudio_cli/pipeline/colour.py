@@ -53,19 +53,37 @@ class LabStats:
     std: torch.Tensor  # [3, 1]
 
     @classmethod
-    def of(cls, image: torch.Tensor) -> "LabStats":
-        """Statistics of one [3, H, W] image in [-1, 1]."""
-        std, mean = torch.std_mean(_lab_pixels(image), dim=-1, keepdim=True, correction=0)
-        return cls(mean=mean, std=std)
+    def of(cls, image: torch.Tensor, where: torch.Tensor | None = None) -> "LabStats":
+        """Statistics of one [3, H, W] image in [-1, 1], over the pixels `where` ([H, W] bool) if given."""
+        lab = _lab_pixels(image)
+        return _stats(lab if where is None else lab[:, where.flatten()])
 
 
 def match_colours(frames: torch.Tensor, reference: LabStats) -> torch.Tensor:
     """[N, 3, H, W] in [-1, 1] -> the same frames with each one's Lab mean/std set to the reference's."""
     lab = _lab_pixels(frames)
+    return _transferred(lab, _stats(lab), reference, frames.shape)
+
+
+def transfer_colours(image: torch.Tensor, measured: LabStats, target: LabStats) -> torch.Tensor:
+    """[..., 3, H, W] in [-1, 1] moved in Lab from the `measured` to the `target` statistics.
+
+    For a lip-sync edit, both are measured around the regenerated mouth (the generated crop and
+    the source crop there), so the new mouth takes the source's light of that very frame.
+    """
+    return _transferred(_lab_pixels(image), measured, target, image.shape)
+
+
+def _stats(lab: torch.Tensor) -> LabStats:
     std, mean = torch.std_mean(lab, dim=-1, keepdim=True, correction=0)
-    matched = (lab - mean) * (reference.std.to(lab) / std.clamp_min(_MIN_STD)) + reference.mean.to(lab)
-    rgb = lab_to_rgb(matched.view(frames.shape).float())
-    return rgb * 2.0 - 1.0
+    return LabStats(mean=mean, std=std)
+
+
+def _transferred(lab: torch.Tensor, measured: LabStats, target: LabStats, shape: torch.Size) -> torch.Tensor:
+    """Lab pixels moved from the `measured` to the `target` statistics, back as RGB in [-1, 1]."""
+    scale = target.std.to(lab) / measured.std.to(lab).clamp_min(_MIN_STD)
+    matched = (lab - measured.mean.to(lab)) * scale + target.mean.to(lab)
+    return lab_to_rgb(matched.view(shape).float()) * 2.0 - 1.0
 
 
 def _lab_pixels(images: torch.Tensor) -> torch.Tensor:

@@ -10,10 +10,12 @@
    with each window holding the VAE latents of the source crops outside the (latent) mask, noised
    to the current timestep after every step (`known_for_window`); the first source crop is the
    reference portrait.
-4. Composite: each generated crop is resized back to the crop's size in the source and blended
-   into the untouched full-resolution source frame through the feathered mask (face/composite.py),
-   so every pixel outside the mask is the source's, bit for bit. Frames without a face get an empty
-   mask and pass through as they are.
+4. Composite: each generated crop takes the colours of its own source crop around the mask (Lab
+   mean/std over the pixels outside it: the pipeline matched windows to the first crop, which
+   would tint the new mouth wherever the video's light changes), is resized back to the crop's
+   size in the source and blended into the untouched full-resolution source frame through the
+   feathered mask (face/composite.py), so every pixel outside the mask is the source's, bit for
+   bit. Frames without a face get an empty mask and pass through as they are.
 """
 
 from __future__ import annotations
@@ -31,13 +33,18 @@ from skyaudio_cli.face.composite import crop_for_model, paste_back
 from skyaudio_cli.face.geometry import Box
 from skyaudio_cli.face.mask import latent_mask
 from skyaudio_cli.face.regions import TrackedFaces, UserMasks
+from skyaudio_cli.pipeline.colour import LabStats, transfer_colours
 from skyaudio_cli.pipeline.edit_timeline import EditTimeline
 from skyaudio_cli.pipeline.frame_rate import resample_frame_indices
 from skyaudio_cli.pipeline.known_latents import KnownLatents
+from skyaudio_cli.pipeline.long_video import to_uint8
 from skyaudio_cli.pipeline.source_frames import frames_in_order
 from skyaudio_cli.pipeline.windows import Window, mirrored_index
 
 Regions = TrackedFaces | UserMasks
+# Long side of the copies the colour statistics of a crop are measured on (a mean and a spread
+# need no more pixels than this).
+COLOUR_STATS_SIDE = 128
 
 
 @dataclass(frozen=True)
@@ -150,7 +157,38 @@ def composite_frames(
             continue
         while shown < plan.output_to_model[i]:
             current, shown = next(generated), shown + 1
-        yield paste_back(frame, current, crop, mask), crop, mask
+        yield paste_back(frame, in_source_light(current, frame, crop, mask), crop, mask), crop, mask
+
+
+def in_source_light(generated: np.ndarray, frame: np.ndarray, crop: Box, mask: np.ndarray) -> np.ndarray:
+    """The model-size `generated` crop moved in Lab so its mean/std outside `mask` (crop-size)
+    equal the source crop's there, i.e. lit like this very frame of the source.
+
+    The statistics come from small copies; only the pixels `paste_back` will read (the mask's box
+    plus a margin for its resampling) are converted, so this costs a few ms per frame.
+    """
+    height, width = generated.shape[:2]
+    scale = min(1.0, COLOUR_STATS_SIDE / max(height, width))
+    small = (max(1, round(width * scale)), max(1, round(height * scale)))
+    outside = torch.from_numpy(cv2.resize(mask, small, interpolation=cv2.INTER_AREA) == 0)
+    if not outside.any():
+        return generated
+    measured = LabStats.of(_to_signed(cv2.resize(generated, small, interpolation=cv2.INTER_AREA)), outside)
+    target = LabStats.of(_to_signed(crop_for_model(frame, crop, *small)), outside)
+    rows, cols = np.nonzero(cv2.resize(mask, (width, height), interpolation=cv2.INTER_AREA))
+    if rows.size == 0:
+        return generated
+    top, left = max(rows.min() - 3, 0), max(cols.min() - 3, 0)
+    bottom, right = rows.max() + 4, cols.max() + 4
+    result = generated.copy()
+    region = _to_signed(np.ascontiguousarray(generated[top:bottom, left:right]))
+    result[top:bottom, left:right] = to_uint8(transfer_colours(region, measured, target)[None])[0]
+    return result
+
+
+def _to_signed(image: np.ndarray) -> torch.Tensor:
+    """uint8 [H, W, 3] -> [3, H, W] in [-1, 1]."""
+    return torch.from_numpy(image).permute(2, 0, 1).float() / 127.5 - 1.0
 
 
 def single_frames(batches: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
