@@ -45,22 +45,10 @@ def generate(
 
     Example: skyaudio generate --portrait face.png --audio speech.wav -o talk.mp4
     """
-    from skyaudio_cli.jobs import validate_generate
-
     job = GenerateJob(
         audio=audio, output=output_path, portrait=portrait, overwrite=overwrite, settings=settings
     )
-    validate_generate(job)
-    output.quiet_libraries()
-    from skyaudio_cli.pipeline.parallel import is_main_process
-    from skyaudio_cli.pipeline.run import run_generate
-
-    started = time.monotonic()
-    result = run_generate(job)
-    if not is_main_process():
-        return  # under torchrun rank 0 wrote the video and reports it
-    result["seconds"] = round(time.monotonic() - started, 3)
-    _report(result, json_output)
+    _run_task("generate", job, json_output)
 
 
 # The edit keeps the source's frame rate, and chains windows by motion frames (see run_lipsync).
@@ -87,21 +75,14 @@ def edit_lipsync(
 
     Example: skyaudio edit-lipsync --video in.mp4 --audio dub.wav -o dubbed.mp4
     """
-    from skyaudio_cli.jobs import EditLipsyncJob, validate_edit_lipsync
+    from skyaudio_cli.jobs import EditLipsyncJob
 
     job = EditLipsyncJob(
         video=video, audio=audio, output=output_path, overwrite=overwrite, mask_video=mask_video,
         face_box=face_box, debug_mask=debug_mask, allow_no_face=allow_no_face, loop_mode=loop_mode.value,
         keep_original_audio=keep_original_audio, settings=settings,
     )  # fmt: skip
-    validate_edit_lipsync(job)
-    output.quiet_libraries()
-    from skyaudio_cli.pipeline.run_lipsync import run_edit_lipsync
-
-    started = time.monotonic()
-    result = run_edit_lipsync(job)
-    result["seconds"] = round(time.monotonic() - started, 3)
-    _report(result, json_output)
+    _run_task("edit-lipsync", job, json_output)
 
 
 @takes_settings(
@@ -131,18 +112,32 @@ def extend(
 
     Example: skyaudio extend --video talk.mp4 --audio more.wav -o longer.mp4
     """
-    from skyaudio_cli.jobs import ExtendJob, validate_extend
+    from skyaudio_cli.jobs import ExtendJob
 
     job = ExtendJob(
         video=video, audio=audio, output=output_path, append_only=append_only, overwrite=overwrite,
         settings=settings,
     )  # fmt: skip
-    validate_extend(job)
+    _run_task("extend", job, json_output)
+
+
+def _run_task(task: str, job, json_output: bool) -> None:
+    """Validate `job` and run it with the batch registry's validation and runner, then report.
+
+    The runner (and torch with it) is imported only once the job is valid.
+    """
+    from skyaudio_cli.batch.tasks import task_spec
+
+    spec = task_spec(task)
+    spec.validate(job)
     output.quiet_libraries()
-    from skyaudio_cli.pipeline.run import run_extend
+    run = spec.runner()
+    from skyaudio_cli.pipeline.parallel import is_main_process
 
     started = time.monotonic()
-    result = run_extend(job)
+    result = run(job)
+    if not is_main_process():
+        return  # under torchrun rank 0 wrote the video and reports it
     result["seconds"] = round(time.monotonic() - started, 3)
     _report(result, json_output)
 
