@@ -39,6 +39,7 @@ from skyaudio_cli.pipeline.frame_rate import resample_frame_indices
 from skyaudio_cli.pipeline.known_latents import KnownLatents
 from skyaudio_cli.pipeline.long_video import to_uint8
 from skyaudio_cli.pipeline.source_frames import frames_in_order
+from skyaudio_cli.pipeline.talking_video import frames_to_tensor
 from skyaudio_cli.pipeline.windows import Window, mirrored_index
 
 Regions = TrackedFaces | UserMasks
@@ -173,22 +174,22 @@ def in_source_light(generated: np.ndarray, frame: np.ndarray, crop: Box, mask: n
     outside = torch.from_numpy(cv2.resize(mask, small, interpolation=cv2.INTER_AREA) == 0)
     if not outside.any():
         return generated
-    measured = LabStats.of(_to_signed(cv2.resize(generated, small, interpolation=cv2.INTER_AREA)), outside)
-    target = LabStats.of(_to_signed(crop_for_model(frame, crop, *small)), outside)
+    measured = LabStats.of(_signed(cv2.resize(generated, small, interpolation=cv2.INTER_AREA)), outside)
+    target = LabStats.of(_signed(crop_for_model(frame, crop, *small)), outside)
     rows, cols = np.nonzero(cv2.resize(mask, (width, height), interpolation=cv2.INTER_AREA))
     if rows.size == 0:
         return generated
     top, left = max(rows.min() - 3, 0), max(cols.min() - 3, 0)
     bottom, right = rows.max() + 4, cols.max() + 4
     result = generated.copy()
-    region = _to_signed(np.ascontiguousarray(generated[top:bottom, left:right]))
+    region = _signed(generated[top:bottom, left:right])
     result[top:bottom, left:right] = to_uint8(transfer_colours(region, measured, target)[None])[0]
     return result
 
 
-def _to_signed(image: np.ndarray) -> torch.Tensor:
-    """uint8 [H, W, 3] -> [3, H, W] in [-1, 1]."""
-    return torch.from_numpy(image).permute(2, 0, 1).float() / 127.5 - 1.0
+def _signed(image: np.ndarray) -> torch.Tensor:
+    """uint8 [H, W, 3] -> [3, H, W] in [-1, 1], by the pipeline's own conversion."""
+    return frames_to_tensor(image[None], image.shape[1], image.shape[0])[0]
 
 
 def single_frames(batches: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
