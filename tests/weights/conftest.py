@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save
 
-from skyaudio_cli.weights import Manifest, load_manifest
+from skyaudio_cli.weights import Manifest, fetch_model, load_manifest
 
 from .fake_hub import FakeHub
 
@@ -147,6 +147,17 @@ class HubSetup:
     manifest: Manifest
     cache_dir: Path
     repos: dict[str, dict[str, bytes]]
+
+    def fetch(self, **kwargs: object):
+        """`fetch_model` of the fake family from this Hub into this cache (no progress bars)."""
+        return fetch_model(
+            "fake-a2v",
+            cache_dir=self.cache_dir,
+            endpoint=self.endpoint,
+            progress=False,
+            manifest=self.manifest,
+            **kwargs,
+        )
 
     def stop_network(self) -> None:
         """Take the Hub away: later requests would fail to connect."""

@@ -19,19 +19,8 @@ DIT_FILES = [
 ]
 
 
-def _fetch(setup: HubSetup, **kwargs: object):
-    return fetch_model(
-        "fake-a2v",
-        cache_dir=setup.cache_dir,
-        endpoint=setup.endpoint,
-        progress=False,
-        manifest=setup.manifest,
-        **kwargs,
-    )
-
-
 def test_fetch_into_cache_then_resolve_offline(hub_setup: HubSetup, monkeypatch: pytest.MonkeyPatch) -> None:
-    fetched = _fetch(hub_setup)
+    fetched = hub_setup.fetch()
     hub_setup.stop_network()
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
 
@@ -55,7 +44,7 @@ def test_fetch_into_cache_then_resolve_offline(hub_setup: HubSetup, monkeypatch:
 
 def test_fetch_dir_makes_a_self_describing_folder(hub_setup: HubSetup, tmp_path) -> None:
     folder = tmp_path / "models" / "fake"
-    _fetch(hub_setup, local_dir=folder)
+    hub_setup.fetch(local_dir=folder)
     hub_setup.stop_network()
 
     description = json.loads((folder / LOCAL_MODEL_FILE).read_text())
@@ -83,7 +72,7 @@ def test_fetch_dir_makes_a_self_describing_folder(hub_setup: HubSetup, tmp_path)
 def test_connection_dropped_midway_is_resumed_with_a_range_request(hub_setup: HubSetup) -> None:
     hub_setup.hub.drop_midway["w2v/model.bin"] = 1
 
-    resolved = _fetch(hub_setup)
+    resolved = hub_setup.fetch()
 
     first, resumed = hub_setup.hub.downloads_of("w2v/model.bin")
     assert first is None
@@ -97,12 +86,12 @@ def test_failed_fetch_is_completed_by_the_next_one_without_refetching(hub_setup:
     hub_setup.hub.fail_with_500[shard] = 100
 
     with pytest.raises(RuntimeFailure) as failure:
-        _fetch(hub_setup)
+        hub_setup.fetch()
     message = str(failure.value)
     assert "\n" not in message and "component transformer from org/dit" in message
 
     hub_setup.hub.fail_with_500.clear()
-    resolved = _fetch(hub_setup)
+    resolved = hub_setup.fetch()
 
     assert (resolved.components["transformer"] / shard).read_bytes() == hub_setup.repos["org/dit"][shard]
     assert len(hub_setup.hub.downloads_of("model-00001-of-00002.safetensors")) == 1
@@ -118,7 +107,7 @@ def test_missing_weights_name_the_fetch_command_and_size(hub_setup: HubSetup) ->
 
 
 def test_only_the_missing_component_is_reported(hub_setup: HubSetup) -> None:
-    resolved = _fetch(hub_setup)
+    resolved = hub_setup.fetch()
     resolved.components["audio_encoder"].unlink()
 
     with pytest.raises(
@@ -129,7 +118,7 @@ def test_only_the_missing_component_is_reported(hub_setup: HubSetup) -> None:
 
 def test_offline_mode_refuses_to_fetch(hub_setup: HubSetup, offline: None) -> None:
     with pytest.raises(WeightsError, match="HF_HUB_OFFLINE is set"):
-        _fetch(hub_setup)
+        hub_setup.fetch()
     assert hub_setup.hub.requests == []
 
 

@@ -9,23 +9,12 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save
 
-from skyaudio_cli.weights import LOCAL_MODEL_FILE, fetch_model, verify_model
+from skyaudio_cli.weights import LOCAL_MODEL_FILE, verify_model
 from skyaudio_cli.weights.verify import _safetensors_problem
 
 from .conftest import HubSetup
 
 SHARD = "model-00002-of-00002.safetensors"
-
-
-def _fetch(setup: HubSetup, **kwargs: object):
-    return fetch_model(
-        "fake-a2v",
-        cache_dir=setup.cache_dir,
-        endpoint=setup.endpoint,
-        progress=False,
-        manifest=setup.manifest,
-        **kwargs,
-    )
 
 
 def _verify(setup: HubSetup, model: str | Path = "fake-a2v"):
@@ -39,14 +28,14 @@ def _truncate(path: Path, drop: int) -> None:
 
 
 def test_complete_download_verifies(hub_setup: HubSetup) -> None:
-    _fetch(hub_setup)
+    hub_setup.fetch()
     report = _verify(hub_setup)
     # 4 DiT files + 2 vae + 2 text encoder + 2 tokenizer + 1 audio file
     assert report.ok and report.files_checked == 11 and report.family == "fake-a2v"
 
 
 def test_truncated_file_in_cache_is_reported(hub_setup: HubSetup) -> None:
-    resolved = _fetch(hub_setup)
+    resolved = hub_setup.fetch()
     _truncate(resolved.components["transformer"] / SHARD, 10)
 
     report = _verify(hub_setup)
@@ -59,7 +48,7 @@ def test_truncated_file_in_cache_is_reported(hub_setup: HubSetup) -> None:
 
 
 def test_wrong_sha256_is_reported(hub_setup: HubSetup) -> None:
-    resolved = _fetch(hub_setup)
+    resolved = hub_setup.fetch()
     audio = Path(os.path.realpath(resolved.components["audio_encoder"]))
     corrupted = bytearray(audio.read_bytes())
     corrupted[1000] ^= 0xFF
@@ -73,7 +62,7 @@ def test_wrong_sha256_is_reported(hub_setup: HubSetup) -> None:
 
 
 def test_deleted_component_is_reported_as_missing(hub_setup: HubSetup) -> None:
-    resolved = _fetch(hub_setup)
+    resolved = hub_setup.fetch()
     (resolved.components["vae"] / "config.json").unlink()
 
     report = _verify(hub_setup)
@@ -97,7 +86,7 @@ def test_nothing_downloaded_reports_every_component(hub_setup: HubSetup) -> None
 
 def test_truncated_file_in_model_folder_is_reported(hub_setup: HubSetup, tmp_path: Path) -> None:
     folder = tmp_path / "model"
-    _fetch(hub_setup, local_dir=folder)
+    hub_setup.fetch(local_dir=folder)
     assert _verify(hub_setup, folder).ok
     _truncate(folder / "org--dit" / SHARD, 10)
 
@@ -111,7 +100,7 @@ def test_safetensors_header_catches_truncation_without_a_file_list(
     hub_setup: HubSetup, tmp_path: Path
 ) -> None:
     folder = tmp_path / "model"
-    _fetch(hub_setup, local_dir=folder)
+    hub_setup.fetch(local_dir=folder)
     description_path = folder / LOCAL_MODEL_FILE
     description = json.loads(description_path.read_text())
     del description["files"]
