@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from safetensors import SafetensorError, safe_open
 from ..conditioning.checkpoint_files import load_pth_state_dict
 from ..errors import WeightsError
 from .humo_transformer import HUMO_AUDIO_CONFIG, HumoTransformer3DModel
+from .lora import WeightDeltas, combine
 from .transformer import TEXT_TOKENS, AudioWanTransformer3DModel
 
 ORIGINAL_PREFIX = "model.diffusion_model."
@@ -144,6 +146,11 @@ def model_key_names(stored_keys: Sequence[str]) -> dict[str, str]:
         raise WeightsError("two checkpoint keys convert to the same model parameter")
     names.update(converted)
     return names
+
+
+def original_parameter_name(key: str) -> str:
+    """Our parameter name for one original (Wan/InfiniteTalk/HuMo) parameter key, as the loader maps it."""
+    return next(iter(model_key_names([key])))
 
 
 def _audio_model_name(key: str) -> str:
@@ -289,15 +296,31 @@ def _place(tensor: torch.Tensor, device: torch.device, dtype: torch.dtype) -> to
     return tensor.to(device=device).to(dtype=dtype)
 
 
+def _fused(
+    tensor: torch.Tensor, name: str, deltas: WeightDeltas | None, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """A stored tensor as the model holds it: with its LoRA deltas added in float32 before the one
+    cast to the storage dtype (so FP8 storage quantises the fused weight), else exactly as loaded."""
+    if deltas is None or name not in deltas.parts:
+        return _place(tensor, device, dtype)
+    fused = tensor.to(device=device, dtype=torch.float32) + deltas.delta(name, device)
+    return fused.to(dtype)
+
+
 def _cast_tensors(
     model: AudioWanTransformer3DModel,
     names: dict[str, str],
     located: dict[str, tuple[Any, Path]],
     device: torch.device,
+    deltas: WeightDeltas | None,
 ) -> Iterator[tuple[str, torch.Tensor]]:
     for name, declared in model.state_dict().items():
         handle, _ = located[names[name]]
-        yield name, _place(_stored_tensor(handle, names[name]), device, declared.dtype)
+        yield name, _fused(_stored_tensor(handle, names[name]), name, deltas, device, declared.dtype)
+
+
+def _parameter_shapes(model: AudioWanTransformer3DModel) -> dict[str, tuple[int, ...]]:
+    return {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
 
 
 def load_transformer(
@@ -307,6 +330,7 @@ def load_transformer(
     dtype: torch.dtype = torch.bfloat16,
     config: dict[str, Any] | None = None,
     before_weights: Callable[[AudioWanTransformer3DModel], None] | None = None,
+    adapters: Sequence[tuple[Path, float]] = (),
 ) -> AudioWanTransformer3DModel:
     """Build ``AudioWanTransformer3DModel`` from released weights, cast once to ``dtype`` on ``device``.
 
@@ -318,6 +342,8 @@ def load_transformer(
     are the ones tensors are stored in (FP8 layerwise casting declares its storage this way).
     Tensors go one at a time from the memory map to ``device``: host RAM holds at most one cast tensor
     beyond the mapped pages, which the kernel can drop.
+    ``adapters``: LoRA files with their scales, fused into the weights as they are read (see
+    ``set_adapters`` to change them later).
     """
     weight_files, config_files = resolve_checkpoint(files)
     source = ", ".join(str(path) for path in weight_files)
@@ -333,13 +359,52 @@ def load_transformer(
         with torch.device("meta"):
             model = model_class(**model_config)
         _check_keys_strictly(model.state_dict(), names, located, source)
+        deltas = combine(adapters, _parameter_shapes(model), original_parameter_name) if adapters else None
         declare_storage_dtypes(model, dtype)
         if before_weights is not None:
             before_weights(model)
-        model.load_state_dict(dict(_cast_tensors(model, names, located, device)), strict=True, assign=True)
+        tensors = dict(_cast_tensors(model, names, located, device, deltas))
+        model.load_state_dict(tensors, strict=True, assign=True)
 
     # Non-persistent buffers are not in the checkpoint: rebuild the RoPE tables (angles in fp64) for real.
     model.rope = WanRotaryPosEmbed(
         model.config.attention_head_dim, model.config.patch_size, model.config.rope_max_seq_len
     ).to(device)
+    # What set_adapters needs to restore or re-fuse weights later: the sources and what is fused.
+    model.checkpoint_files = tuple(weight_files)
+    model.fused_adapters = FusedAdapters(tuple(adapters), deltas.names if deltas else frozenset())
     return model.eval()
+
+
+@dataclass(frozen=True)
+class FusedAdapters:
+    adapters: tuple[tuple[Path, float], ...]
+    parameters: frozenset[str]  # the parameters they changed
+
+
+def set_adapters(model: AudioWanTransformer3DModel, adapters: Sequence[tuple[Path, float]]) -> None:
+    """Fuse exactly ``adapters`` into a loaded model, in place (``()`` restores the released weights).
+
+    Un-fusing by subtraction is not exact (W + d - d rounds differently in bf16/FP8), so every
+    parameter the old or the new adapters touch is re-read from the memory-mapped checkpoint and
+    fused again: the result is bit for bit what a fresh load with ``adapters`` gives. The cost is
+    reading those parameters once more (page cache or disk), no extra memory. Works under FP8
+    storage, block offloading (parameters are written where they live) and compiled blocks.
+    """
+    adapters = tuple(adapters)
+    current: FusedAdapters = model.fused_adapters
+    if adapters == current.adapters:
+        return
+    shapes = _parameter_shapes(model)
+    deltas = combine(adapters, shapes, original_parameter_name) if adapters else None
+    rewrite = current.parameters | (deltas.names if deltas else frozenset())
+    parameters = dict(model.named_parameters())
+    with ExitStack() as stack:
+        located = _open_all(stack, list(model.checkpoint_files))
+        names = model_key_names(list(located))
+        for name in sorted(rewrite):
+            target = parameters[name]
+            handle, _ = located[names[name]]
+            stored = _stored_tensor(handle, names[name])
+            target.data.copy_(_fused(stored, name, deltas, target.device, target.dtype))
+    model.fused_adapters = FusedAdapters(adapters, deltas.names if deltas else frozenset())
