@@ -19,7 +19,6 @@ none, as peft/diffusers files store no alpha), in float32.
 """
 
 import itertools
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,10 +44,9 @@ _ROLES = (
 )
 _PREFIXES = ("base_model.model.", "model.diffusion_model.", "diffusion_model.", "transformer.")
 _KOHYA_PREFIXES = ("lora_unet_", "lora_transformer_")
-# Pickle-based formats: never unpickled (they can run code); convert them to safetensors.
-PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl")
-_PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # a raw pickle, or torch.save's zip archive
-_MAX_KOHYA_JOINS = 12
+# A raw pickle (protocol 2+), or torch.save's zip archive.
+_PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05", b"PK\x03\x04")
+_MAX_KOHYA_JOINS = 14  # 16384 candidate names; real module paths have at most 9
 
 
 @dataclass
@@ -100,34 +98,30 @@ class WeightDeltas:
         return total
 
 
-def check_lora_file(path: Path) -> None:
-    """Cheap checks before anything loads: safetensors only, never a pickle."""
-    if path.suffix.lower() in PICKLE_SUFFIXES:
-        raise WeightsError(
-            f"--lora {path}: pickle-based files are never loaded (they can run code); convert it to "
-            ".safetensors"
-        )
-
-
 def read_lora(path: Path) -> dict[str, torch.Tensor]:
-    """Every tensor of a LoRA safetensors file; WeightsError for a pickle or an unreadable file."""
-    check_lora_file(path)
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(4)
-    except OSError as error:
-        raise WeightsError(f"--lora {path}: cannot read it ({error.strerror or error})") from None
-    if head.startswith(_PICKLE_MAGIC):
-        raise WeightsError(
-            f"--lora {path}: this is a pickle (torch.save) file, which is never loaded; convert it to "
-            ".safetensors"
-        )
+    """Every tensor of a LoRA safetensors file; WeightsError for an unreadable file, saying so when it
+    is a pickle (torch.save), which is never unpickled."""
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             return {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - not iterable
     except (SafetensorError, OSError, ValueError) as error:
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise WeightsError(f"--lora {path}: not a readable safetensors file ({first})") from None
+        failure = error
+    if _is_pickle(path):
+        raise WeightsError(
+            f"--lora {path}: this is a pickle (torch.save) file, which is never loaded; convert it to "
+            ".safetensors"
+        )
+    raise WeightsError(f"--lora {path}: not a readable safetensors file ({first})") from failure
+
+
+def _is_pickle(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return False
+    return head.startswith(_PICKLE_MAGIC)
 
 
 def lora_deltas(path: Path, shapes: Shapes, rename: Rename) -> dict[str, LoraDelta]:
@@ -187,16 +181,12 @@ def _resolve_dotted(key: str, shapes: Shapes, rename: Rename) -> str | None:
 
 def _resolve_kohya(module: str, parameter: str, shapes: Shapes, rename: Rename) -> str | None:
     """Kohya writes every ``.`` of the module path as ``_``: try each way of joining the words back
-    (a number is always its own path component) and accept exactly one parameter."""
+    with ``.`` or ``_`` and accept the one that names a parameter (none or several: unknown)."""
     words = module.split("_")
-    joints = [i for i in range(len(words) - 1) if not (words[i].isdigit() or words[i + 1].isdigit())]
-    if len(joints) > _MAX_KOHYA_JOINS:
+    if len(words) - 1 > _MAX_KOHYA_JOINS:
         return None
     found = set()
-    for kept in itertools.product((".", "_"), repeat=len(joints)):
-        separators = ["."] * (len(words) - 1)
-        for joint, separator in zip(joints, kept, strict=True):
-            separators[joint] = separator
+    for separators in itertools.product((".", "_"), repeat=len(words) - 1):
         dotted = words[0] + "".join(s + w for s, w in zip(separators, words[1:], strict=True))
         target = _resolve_dotted(f"{dotted}.{parameter}", shapes, rename)
         if target is not None:
@@ -238,14 +228,3 @@ def _delta(entry: _Module, shape: tuple[int, ...], path: Path) -> LoraDelta:
             raise WeightsError(f"--lora {path}: {keys['alpha']!r} must be one number")
         alpha = float(tensors["alpha"].float().item())
     return LoraDelta(path, keys["down"], up=up, down=down, alpha=alpha)
-
-
-_SCALE = re.compile(r"^(?P<source>.+):(?P<scale>[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)$")
-
-
-def split_scale(text: str) -> tuple[str, float]:
-    """``PATH_OR_HUB_FILE[:SCALE]`` -> (source, scale); the scale defaults to 1."""
-    match = _SCALE.match(text)
-    if match is None:
-        return text, 1.0
-    return match["source"], float(match["scale"])
