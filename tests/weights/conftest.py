@@ -118,6 +118,20 @@ exclude = ["*/*"]
 size_gb = 38.0
 format = "original"
 
+[models.fake-a2v.presets.fast]
+description = "the family with a step-distilled LoRA"
+
+[models.fake-a2v.presets.fast.defaults]
+steps = 4
+
+[models.fake-a2v.presets.fast.lora]
+repo = "org/loras"
+revision = "main"
+subfolder = "distill"
+patterns = ["fast.safetensors"]
+size_bytes = 100
+format = "original"
+
 [models.missing-repo]
 description = "points at a repo the hub does not have"
 licence = "MIT"
@@ -172,6 +186,10 @@ def hub_setup(tmp_path: Path) -> Iterator[HubSetup]:
         "org/dit": _dit_repo(),
         "org/shared": _shared_repo(),
         "org/audio": {"w2v/model.bin": AUDIO_WEIGHTS, "w2v/other.bin": b"not wanted"},
+        "org/loras": {
+            "distill/fast.safetensors": _safetensors(6, {"blocks.0.self_attn.q.lora_down.weight": (4, 64)}),
+            "style/ann.safetensors": _safetensors(7, {"blocks.0.self_attn.q.diff_b": (64,)}),
+        },
     }
     commits = {repo_id: hub.add_repo(repo_id, files) for repo_id, files in repos.items()}
     manifest_path = tmp_path / "weights.toml"

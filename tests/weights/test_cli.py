@@ -49,8 +49,12 @@ def test_list_json() -> None:
     listing = json.loads(stdout)
     assert code == 0 and listing["status"] == "ok"
     rows = {row["name"]: row for row in listing["models"]}
-    hub_families = ["skyreels-v3-a2v", "infinitetalk", "humo-17b", "humo-1.7b"]
+    # A family's presets are families of their own, listed after it: its components plus the LoRA.
+    presets = ["infinitetalk-lightx2v", "infinitetalk-fusionx"]
+    hub_families = ["skyreels-v3-a2v", "infinitetalk", *presets, "humo-17b", "humo-1.7b"]
     assert list(rows) == [*hub_families, "tiny-random", "tiny-humo"]
+    for preset in presets:
+        assert 0.3e9 < rows[preset]["size_bytes"] - rows["infinitetalk"]["size_bytes"] < 0.4e9
     assert [name for name, row in rows.items() if row["default"]] == ["skyreels-v3-a2v"]
     assert rows["skyreels-v3-a2v"]["downloaded"] is False and rows["tiny-random"]["downloaded"] is None
     assert rows["humo-17b"]["size_bytes"] > 50e9

@@ -9,9 +9,15 @@ import pytest
 
 from skyaudio_cli.errors import InputError, WeightsError
 from skyaudio_cli.weights import COMPONENT_NAMES, get_model, load_manifest
-from skyaudio_cli.weights.manifest import REQUIRED_COMPONENTS, default_manifest_path, human_size
+from skyaudio_cli.weights.manifest import (
+    REQUIRED_COMPONENTS,
+    default_manifest_path,
+    human_size,
+    preset_family,
+)
 
-HUB_FAMILIES = ["skyreels-v3-a2v", "infinitetalk", "humo-17b", "humo-1.7b"]
+PRESETS = ["infinitetalk-lightx2v", "infinitetalk-fusionx"]
+HUB_FAMILIES = ["skyreels-v3-a2v", "infinitetalk", *PRESETS, "humo-17b", "humo-1.7b"]
 
 
 def test_packaged_manifest_families() -> None:
@@ -24,6 +30,8 @@ def test_packaged_manifest_families() -> None:
     assert audio == {
         "skyreels-v3-a2v": "wav2vec2",
         "infinitetalk": "wav2vec2",
+        "infinitetalk-lightx2v": "wav2vec2",
+        "infinitetalk-fusionx": "wav2vec2",
         "humo-17b": "whisper",
         "humo-1.7b": "whisper",
         "tiny-random": "wav2vec2",
@@ -52,6 +60,68 @@ def test_family_specific_layout() -> None:
     assert get_model("skyreels-v3-a2v").defaults["steps"] == 4
 
 
+@pytest.mark.parametrize(
+    ("preset", "steps", "repo", "file"),
+    [
+        (
+            "lightx2v",
+            4,
+            "Kijai/WanVideo_comfy",
+            "Wan21_T2V_14B_lightx2v_cfg_step_distill_lora_rank32.safetensors",
+        ),
+        (
+            "fusionx",
+            8,
+            "vrgamedevgirl84/Wan14BT2VFusioniX",
+            "FusionX_LoRa/Wan2.1_I2V_14B_FusionX_LoRA.safetensors",
+        ),
+    ],
+)
+def test_infinitetalk_presets_are_the_readme_recipes(preset: str, steps: int, repo: str, file: str) -> None:
+    """InfiniteTalk's README: lightx2v 4 steps, FusioniX 8; text guidance 1, audio 2, shift 2, LoRA 1."""
+    base, spec = get_model("infinitetalk"), get_model(preset_family("infinitetalk", preset))
+    assert spec.preset_of == "infinitetalk" and spec.name == f"infinitetalk-{preset}"
+    recipe = ("steps", "shift", "text_guidance", "audio_guidance", "lora_scale")
+    assert {key: spec.defaults[key] for key in recipe} == {
+        "steps": steps, "shift": 2.0, "text_guidance": 1.0, "audio_guidance": 2.0, "lora_scale": 1.0,
+    }  # fmt: skip
+    assert spec.defaults["motion_frames"] == base.defaults["motion_frames"]  # the rest is the family's
+    assert dict(spec.components) == {**base.components, "lora": spec.components["lora"]}
+    lora = spec.components["lora"]
+    assert (lora.repo, lora.allow_patterns, lora.single_file) == (repo, [file], file.rsplit("/", 1)[-1])
+
+
+def test_an_unknown_preset_names_the_known_ones() -> None:
+    with pytest.raises(
+        InputError, match=r"model 'infinitetalk' has no such preset \(its presets: lightx2v, fusionx\)"
+    ):
+        preset_family("infinitetalk", "turbo")
+    with pytest.raises(InputError, match=r"\(its presets: none\)"):
+        preset_family("humo-17b", "lightx2v")
+
+
+def _component(slot: str, pattern: str = "*") -> str:
+    return (
+        f'[models.m.{slot}]\nrepo = "o/{slot}"\nrevision = "main"\npatterns = ["{pattern}"]\n'
+        'size_bytes = 10\nformat = "original"\n'
+    )
+
+
+def test_a_preset_lora_must_be_one_file(tmp_path: Path) -> None:
+    text = "\n".join(
+        [
+            'default = "m"\n[models.m]\ndescription = "d"\nlicence = "MIT"\naudio_encoder = "whisper"',
+            *(_component(f"components.{slot}") for slot in REQUIRED_COMPONENTS),
+            '[models.m.presets.fast]\ndescription = "a LoRA recipe"',
+            "[models.m.presets.fast.defaults]\nsteps = 4",
+        ]
+    )
+    fine = _manifest(tmp_path, text + "\n" + _component("presets.fast.lora", "fast.safetensors"))
+    assert fine.models["m-fast"].defaults == {"steps": 4} and fine.models["m-fast"].preset_of == "m"
+    with pytest.raises(WeightsError, match="models.m.presets.fast.lora must name exactly one file"):
+        _manifest(tmp_path, text + "\n" + _component("presets.fast.lora", "*.safetensors"))
+
+
 def test_repo_root_manifest_is_the_packaged_one() -> None:
     root_copy = Path(__file__).resolve().parents[2] / "weights.toml"
     assert root_copy.resolve() == default_manifest_path().resolve()
@@ -61,8 +131,8 @@ def test_unknown_model_names_the_known_ones() -> None:
     with pytest.raises(InputError) as unknown:
         get_model("wan-9000")
     assert str(unknown.value) == (
-        "unknown model 'wan-9000'; known: skyreels-v3-a2v, infinitetalk, humo-17b, humo-1.7b, tiny-random, "
-        "tiny-humo"
+        "unknown model 'wan-9000'; known: skyreels-v3-a2v, infinitetalk, infinitetalk-lightx2v, "
+        "infinitetalk-fusionx, humo-17b, humo-1.7b, tiny-random, tiny-humo"
     )
 
 

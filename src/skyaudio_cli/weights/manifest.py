@@ -16,6 +16,13 @@ Schema (validated strictly, so a typo fails loudly instead of silently downloadi
     patterns = [glob, ...]; exclude = [glob, ...]  (relative to subfolder)
     size_gb = float | size_bytes = int; format = "original"|"diffusers"|"transformers"|"pth"
     sha256 = { "<path relative to subfolder>" = "<64 hex>" }   # optional, only real digests
+    [models.<name>.presets.<preset>]  # a published recipe: a LoRA plus the settings it is run with
+    description = str
+    [models.<name>.presets.<preset>.defaults]   # override the family's defaults (lora_scale too)
+    [models.<name>.presets.<preset>.lora]       # one file, as a component table
+
+Each preset becomes a family of its own, ``<name>-<preset>``: the base family's components plus the
+``lora`` component, with the merged defaults; ``--preset <preset>`` selects it.
 
 `<slot>` is one of COMPONENT_NAMES; the model loaders look components up by these names.
 """
@@ -42,6 +49,7 @@ COMPONENT_NAMES = (
     "image_encoder",
     "image_processor",
     "audio_encoder",
+    "lora",
 )
 REQUIRED_COMPONENTS = ("transformer", "vae", "text_encoder", "tokenizer", "audio_encoder")
 AUDIO_ENCODERS = ("wav2vec2", "whisper")
@@ -63,7 +71,8 @@ _COMPONENT_KEYS = {
     "format",
     "sha256",
 }
-_MODEL_KEYS = {"description", "licence", "audio_encoder", "generated", "defaults", "components"}
+_MODEL_KEYS = {"description", "licence", "audio_encoder", "generated", "defaults", "components", "presets"}
+_PRESET_KEYS = {"description", "defaults", "lora"}
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,7 @@ class ModelSpec:
     generated: bool
     defaults: Mapping[str, Any]
     components: Mapping[str, ComponentSpec]
+    preset_of: str | None = None  # the base family of a preset's family
 
     @property
     def size_bytes(self) -> int:
@@ -178,6 +188,19 @@ def get_model(name: str, manifest: Manifest | None = None) -> ModelSpec:
     return get_manifest(manifest).get(name)
 
 
+def preset_family(model: str, preset: str, manifest: Manifest | None = None) -> str:
+    """The family name of `model`'s preset `preset` (``<model>-<preset>``); InputError if none."""
+    models = get_manifest(manifest).models
+    name = f"{model}-{preset}"
+    if name in models and models[name].preset_of == model:
+        return name
+    known = [spec.name.removeprefix(f"{model}-") for spec in models.values() if spec.preset_of == model]
+    if model not in models:
+        raise InputError(f"--preset {preset}: presets belong to a family name (from `skyaudio weights list`)")
+    listed = ", ".join(known) if known else "none"
+    raise InputError(f"--preset {preset}: model '{model}' has no such preset (its presets: {listed})")
+
+
 class _ManifestParser:
     """Turns the raw TOML tables into specs, naming the exact key of every problem."""
 
@@ -193,7 +216,13 @@ class _ManifestParser:
             raise self.fail("top level", f"has unknown keys {sorted(unknown)}")
         shared = self.table(data, "shared", "top level", required=False)
         models_table = self.table(data, "models", "top level")
-        models = {name: self.model(name, raw, shared) for name, raw in models_table.items()}
+        models = {}
+        for name, raw in models_table.items():
+            models[name] = self.model(name, raw, shared)
+            for preset in self.presets(models[name], raw):
+                if preset.name in models_table:
+                    raise self.fail(f"models.{name}.presets", f"would redefine the family {preset.name!r}")
+                models[preset.name] = preset
         default = data.get("default")
         if default not in models:
             raise self.fail("default", f"must name one of the models, got {default!r}")
@@ -238,6 +267,39 @@ class _ManifestParser:
             ),
             components=MappingProxyType(components),
         )
+
+    def presets(self, base: ModelSpec, raw: dict[str, Any]) -> list[ModelSpec]:
+        where = f"models.{base.name}"
+        specs = []
+        for preset, value in self.table(raw, "presets", where, required=False).items():
+            at = f"{where}.presets.{preset}"
+            if not isinstance(value, dict):
+                raise self.fail(at, "must be a table")
+            unknown = set(value) - _PRESET_KEYS
+            if unknown:
+                raise self.fail(at, f"has unknown keys {sorted(unknown)}")
+            lora = self.component("lora", f"{at}.lora", value.get("lora"))
+            if lora.single_file is None:
+                raise self.fail(f"{at}.lora", "must name exactly one file in patterns")
+            components = {**base.components, "lora": lora}
+            self.check_one_revision_per_repo(at, components)
+            defaults = {
+                **base.defaults,
+                **self.defaults(at, self.table(value, "defaults", at, required=False)),
+            }
+            specs.append(
+                ModelSpec(
+                    name=f"{base.name}-{preset}",
+                    description=self.text(value, "description", at),
+                    licence=base.licence,
+                    audio_encoder=base.audio_encoder,
+                    generated=False,
+                    defaults=MappingProxyType(defaults),
+                    components=MappingProxyType(components),
+                    preset_of=base.name,
+                )  # fmt: skip
+            )
+        return specs
 
     def text(self, raw: dict[str, Any], key: str, where: str) -> str:
         value = raw.get(key)
