@@ -36,6 +36,18 @@ class Settings:
     cache: str = "none"
     long_video_mode: str = "auto"
     max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
+    # LoRA adapters as given (`PATH_OR_HUB_FILE[:SCALE]`), and a published recipe of the family.
+    lora: tuple[str, ...] = ()
+    preset: str | None = None
+
+    @property
+    def family(self) -> str:
+        """The model to load: `model`, or its preset's family (`<model>-<preset>`)."""
+        if self.preset is None:
+            return self.model
+        from skyaudio_cli.weights.manifest import preset_family
+
+        return preset_family(self.model, self.preset)
 
 
 def describe_job(task: str, job) -> dict:
@@ -89,6 +101,11 @@ def validate_settings(settings: Settings) -> None:
         )
     if settings.prompt is not None and not settings.prompt.strip():
         raise InputError("--prompt: empty prompt; leave the option out to use the model's default")
+    from skyaudio_cli.weights.lora_files import LoraRef
+
+    settings.family  # noqa: B018 - an unknown preset fails here, before any model loads
+    for text in settings.lora:
+        LoraRef.parse(text).validate()
 
 
 def validate_generate(job: GenerateJob) -> None:

@@ -123,6 +123,10 @@ def _convert(key: str, value: Any, hint: Any, check: Callable[[Any], Any] | None
             return None
         raise InputError(f'"{key}": must not be null')
     base = next(kind for kind in allowed if kind is not type(None))
+    if typing.get_origin(base) is tuple:  # a repeatable option ("lora": ["a.safetensors:0.5", ...])
+        if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+            raise InputError(f'"{key}": expected a list of strings, got {_json_type(value)}')
+        return tuple(value)
     if base is Path:
         if not isinstance(value, str) or not value:
             raise InputError(f'"{key}": expected a path, got {_json_type(value)}')

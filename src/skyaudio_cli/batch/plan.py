@@ -53,8 +53,8 @@ class Plan:
         """
         first_seen: dict[str, int] = {}
         for job in self.to_run:
-            first_seen.setdefault(job.job.settings.model, len(first_seen))
-        return sorted(self.to_run, key=lambda job: first_seen[job.job.settings.model])
+            first_seen.setdefault(job.job.settings.family, len(first_seen))
+        return sorted(self.to_run, key=lambda job: first_seen[job.job.settings.family])
 
 
 def plan_batch(lines: list[ManifestLine], *, shard: Shard | None, resume: bool, device: str | None) -> Plan:

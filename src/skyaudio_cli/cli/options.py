@@ -100,6 +100,23 @@ FpsOpt = Annotated[
         min=1.0, max=120.0, help="Output frame rate (model native: 25).", rich_help_panel=GENERATION
     ),
 ]
+LoraOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--lora",
+        help="LoRA adapter: a .safetensors file or a Hub file owner/name/path.safetensors, with an optional"
+        " :SCALE (default 1); repeat for several. Fused into the weights before the first step.",
+        rich_help_panel=GENERATION,
+    ),
+]
+PresetOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="A published few-step recipe of the model (a LoRA + its steps, shift and guidance), e.g."
+        " lightx2v or fusionx for infinitetalk; see README.",
+        rich_help_panel=GENERATION,
+    ),
+]
 MaxAudioOpt = Annotated[
     float, typer.Option("--max-audio-seconds", min=0.1, help="Refuse longer audio.", rich_help_panel=RUNTIME)
 ]

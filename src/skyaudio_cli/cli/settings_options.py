@@ -26,10 +26,12 @@ from skyaudio_cli.cli.options import (
     FpsOpt,
     LongVideoMode,
     LongVideoModeOpt,
+    LoraOpt,
     MaxAudioOpt,
     ModelOpt,
     NegativePromptOpt,
     OffloadOpt,
+    PresetOpt,
     PromptOpt,
     ResolutionOpt,
     SeedOpt,
@@ -44,6 +46,8 @@ _SHARED: tuple[tuple[str, Any, Any], ...] = (
     ("prompt", PromptOpt, None),
     ("negative_prompt", NegativePromptOpt, None),
     ("model", ModelOpt, DEFAULT_MODEL),
+    ("preset", PresetOpt, None),
+    ("lora", LoraOpt, ()),
     ("resolution", ResolutionOpt, None),
     ("seed", SeedOpt, 0),
     ("steps", StepsOpt, None),
@@ -80,7 +84,7 @@ def takes_settings(*, without: tuple[str, ...] = (), **replaced: Any) -> Callabl
         @functools.wraps(command)
         def with_settings(**values: Any) -> None:
             chosen = {p.name: values.pop(p.name) for p in shared}
-            settings = Settings(**{k: v.value if isinstance(v, Enum) else v for k, v in chosen.items()})
+            settings = Settings(**{k: _stored(v) for k, v in chosen.items()})
             command(settings=settings, **values)
 
         parameters = [*by_position, *shared]
@@ -89,3 +93,12 @@ def takes_settings(*, without: tuple[str, ...] = (), **replaced: Any) -> Callabl
         return with_settings
 
     return decorate
+
+
+def _stored(value: Any) -> Any:
+    """Enums as their plain values, repeated options (None when not given) as a tuple."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, list | tuple):
+        return tuple(value)
+    return value

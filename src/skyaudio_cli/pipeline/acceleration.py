@@ -62,16 +62,20 @@ def load_accelerated_transformer(
     attention: str,
     acceleration: Acceleration,
     num_steps: int,
+    adapters: Sequence[tuple[Path, float]] = (),
 ) -> AudioWanTransformer3DModel:
     """Load the DiT and apply the attention backend and every requested mode, in a working order.
 
     Order matters: FP8 is declared before weights are read; the attention backend before sequence
     parallel (which checks it) and before compiling; offloading hooks before compiling, so the
-    compiled blocks see their weights already on the device.
+    compiled blocks see their weights already on the device. LoRA ``adapters`` are fused while the
+    weights are read, before FP8 quantisation and before the weights are offloaded.
     """
     before_weights = _declare_fp8_storage(dtype) if acceleration.fp8 else None
     load_device = torch.device("cpu") if acceleration.offload else device
-    transformer = load_transformer(files, device=load_device, dtype=dtype, before_weights=before_weights)
+    transformer = load_transformer(
+        files, device=load_device, dtype=dtype, before_weights=before_weights, adapters=adapters
+    )
     transformer.set_attention_backend(attention)
     if parallel.launched_by_torchrun():
         parallel.enable_sequence_parallel(transformer)

@@ -4,6 +4,7 @@ import gc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -30,7 +31,14 @@ class PipelineCache:
         self.load_seconds = 0.0
         self._loaded: dict[PipelineKey, TalkingVideoPipeline] = {}
 
-    def get(self, key: PipelineKey, on_load: Callable[[str], None] | None = None) -> TalkingVideoPipeline:
+    def get(
+        self,
+        key: PipelineKey,
+        on_load: Callable[[str], None] | None = None,
+        loras: tuple[tuple[Path, float], ...] = (),
+    ) -> TalkingVideoPipeline:
+        """The loaded pipeline for `key`, loaded now if need be with `loras` fused while loading (a
+        cached pipeline keeps the LoRAs it has: the caller sets them with `use_loras`)."""
         if key not in self._loaded:
             # Evict before loading: two 19B models do not fit side by side on one GPU.
             while len(self._loaded) >= self.capacity:
@@ -39,7 +47,7 @@ class PipelineCache:
             started = time.monotonic()
             self._loaded[key] = pipeline_class(key.model).from_pretrained(
                 key.model, device=key.device, dtype=key.dtype, attention=key.attention,
-                acceleration=key.acceleration, on_load=on_load,
+                acceleration=key.acceleration, on_load=on_load, loras=loras,
             )  # fmt: skip
             self.load_seconds += time.monotonic() - started
         return self._loaded[key]

@@ -35,6 +35,8 @@ class FamilyDefaults:
     prompt: str = DEFAULT_PROMPT
     negative_prompt: str = WAN_NEGATIVE_PROMPT
     random_weights: bool = False
+    # A preset's LoRA (its family's `lora` component) is fused at this scale.
+    lora_scale: float = 1.0
 
 
 def family_defaults(family: str) -> FamilyDefaults:
@@ -61,4 +63,5 @@ def family_defaults(family: str) -> FamilyDefaults:
             float(d["guidance_switch_timestep"]) if "guidance_switch_timestep" in d else None
         ),
         random_weights=spec.generated,
+        lora_scale=float(d.get("lora_scale", 1.0)),
     )

@@ -59,7 +59,7 @@ def run_generate(job: GenerateJob, pipelines: PipelineCache | None = None) -> di
     from skyaudio_cli.weights import resolve_model
 
     s = job.settings
-    resolved = resolve_model(s.model)
+    resolved = resolve_model(s.family)
     defaults = family_defaults(resolved.family)
     # HuMo also renders a person from the prompt alone; the a2v families animate a given face.
     if job.portrait is None and defaults.architecture != "humo":
@@ -110,7 +110,7 @@ def run_extend(job: ExtendJob, pipelines: PipelineCache | None = None) -> dict:
     # Inputs first: a corrupt video should not wait for (or be reported as) missing weights.
     source = probe_video(job.video)
     speech = load_speech(job.audio, s.max_audio_seconds)
-    resolved = resolve_model(s.model)
+    resolved = resolve_model(s.family)
     defaults = family_defaults(resolved.family)
     warn_if_random_weights(resolved.family, defaults)
     context = _last_frames(source, defaults.motion_frames, defaults.fps)
@@ -176,13 +176,23 @@ def load_speech(path: Path, max_seconds: float) -> AudioFile:
 
 
 def load_pipeline(pipelines: PipelineCache | None, s: Settings) -> TalkingVideoPipeline:
+    """The job's pipeline (loaded once per model and runtime settings) with exactly the job's LoRAs
+    (and its preset's) fused: a cached pipeline fused with other LoRAs is re-fused exactly."""
+    from skyaudio_cli.weights.lora_files import LoraRef
+
     acceleration = Acceleration(fp8=s.fp8, offload=s.offload, compile=s.compile, cache=s.cache)
     pipelines = pipelines or PipelineCache()
     with output.stderr.status("loading model...") as status:
-        return pipelines.get(
-            PipelineKey(s.model, s.device, s.dtype, s.attention, acceleration),
+        refs = [LoraRef.parse(text) for text in s.lora]
+        loras = tuple((ref.local_path(), ref.scale) for ref in refs)
+        pipe = pipelines.get(
+            PipelineKey(s.family, s.device, s.dtype, s.attention, acceleration),
             on_load=lambda part: status.update(f"loading {part}..."),
+            loras=loras,
         )
+        status.update("fusing LoRA adapters...")
+        pipe.use_loras(loras)
+        return pipe
 
 
 def _start_stream(pipe: TalkingVideoPipeline, s: Settings, speech: AudioFile, **source) -> VideoStream:

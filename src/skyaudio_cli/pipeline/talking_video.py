@@ -6,6 +6,7 @@ Usable from Python as well as from the CLI:
     video = pipe(portrait=PIL.Image.open("face.png"), audio=wave_16k_mono)  # all frames in memory
     stream = pipe.stream(portrait=..., audio=...)  # or window by window, for long videos
     for frames in stream.frames: ...
+    pipe.load_lora("style.safetensors", 0.8)  # fused into the weights; pipe.unload_lora() restores them
 
 Steps follow diffusers' pipeline shape: encode_prompt / encode_image / audio_windows ->
 prepare_condition / prepare_latents -> denoise (one window) -> decode; the window loops that chain
@@ -35,6 +36,7 @@ from skyaudio_cli.conditioning.vae import VideoVAE
 from skyaudio_cli.errors import InputError
 from skyaudio_cli.media.audio import Wave
 from skyaudio_cli.media.image import resize_center_crop
+from skyaudio_cli.model.checkpoint import set_adapters
 from skyaudio_cli.model.transformer import AudioWanTransformer3DModel
 from skyaudio_cli.pipeline.acceleration import Acceleration, denoising_session, load_accelerated_transformer
 from skyaudio_cli.pipeline.audio_stream import AudioFeatureStream
@@ -82,6 +84,7 @@ class TalkingVideoPipeline:
         defaults: FamilyDefaults,
         device: torch.device,
         dtype: torch.dtype,
+        family_loras: tuple[tuple[Path, float], ...] = (),
     ) -> None:
         self.transformer = transformer
         self.vae = vae
@@ -91,6 +94,8 @@ class TalkingVideoPipeline:
         self.defaults = defaults
         self.device = device
         self.dtype = dtype
+        # A preset family's own LoRA (fused at load): part of the recipe, kept under use_loras.
+        self.family_loras = family_loras
 
     @classmethod
     def from_pretrained(
@@ -102,9 +107,11 @@ class TalkingVideoPipeline:
         attention: str = "auto",
         acceleration: Acceleration | None = None,
         on_load: Callable[[str], None] | None = None,
+        loras: Sequence[tuple[Path, float]] = (),
     ) -> "TalkingVideoPipeline":
         """Load every component of a model family (manifest name or local folder); ``acceleration``
-        picks the transformer's optional speed/memory modes."""
+        picks the transformer's optional speed/memory modes; ``loras`` (file, scale) are fused into
+        the transformer while it loads, after the family's own LoRA (a preset's)."""
         from skyaudio_cli.weights import resolve_model
 
         resolved = resolve_model(str(model))
@@ -121,10 +128,12 @@ class TalkingVideoPipeline:
         transformer_files = [parts["transformer"]] + (
             [parts["transformer_adapter"]] if "transformer_adapter" in parts else []
         )
+        family_loras = ((parts["lora"], defaults.lora_scale),) if "lora" in parts else ()
         transformer = load_accelerated_transformer(
             transformer_files, device=torch_device, dtype=torch_dtype,
             attention=resolve_attention_backend(attention, torch_device),
             acceleration=acceleration or Acceleration(), num_steps=defaults.steps,
+            adapters=(*family_loras, *loras),
         )  # fmt: skip
         step("vae")
         # Like the reference, the VAE runs in float32: it is small, and bf16 decoding shows banding.
@@ -147,7 +156,31 @@ class TalkingVideoPipeline:
         return cls(
             transformer=transformer, vae=vae, text_encoder=text_encoder, image_encoder=image_encoder,
             audio_encoder=audio_encoder, defaults=defaults, device=torch_device, dtype=torch_dtype,
+            family_loras=family_loras,
         )  # fmt: skip
+
+    # -- LoRA adapters (fused into the transformer's weights: no cost per step) ------------------
+
+    @property
+    def loras(self) -> tuple[tuple[Path, float], ...]:
+        """The (file, scale) pairs fused into the transformer now, in order."""
+        return self.transformer.fused_adapters.adapters
+
+    def load_lora(self, path: str | Path, scale: float = 1.0) -> None:
+        """Fuse one more LoRA (a .safetensors file, or a Hub file ``owner/name/path.safetensors``)."""
+        from skyaudio_cli.weights.lora_files import LoraRef
+
+        ref = LoraRef(str(path), scale)
+        ref.validate()
+        set_adapters(self.transformer, (*self.loras, (ref.local_path(), scale)))
+
+    def unload_lora(self) -> None:
+        """Remove every fused LoRA (a preset's too): the weights are the released ones, bit for bit."""
+        set_adapters(self.transformer, ())
+
+    def use_loras(self, loras: Sequence[tuple[Path, float]]) -> None:
+        """Fuse exactly the family's LoRA plus ``loras`` (re-fusing only when that changes)."""
+        set_adapters(self.transformer, (*self.family_loras, *loras))
 
     # -- steps -------------------------------------------------------------------------------
 
