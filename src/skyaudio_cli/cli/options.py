@@ -104,6 +104,7 @@ LoraOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--lora",
+        metavar="PATH[:SCALE]",
         help="LoRA adapter: a .safetensors file or a Hub file owner/name/path.safetensors, with an optional"
         " :SCALE (default 1); repeat for several. Fused into the weights before the first step.",
         rich_help_panel=GENERATION,
@@ -112,6 +113,7 @@ LoraOpt = Annotated[
 PresetOpt = Annotated[
     str | None,
     typer.Option(
+        metavar="NAME",
         help="A published few-step recipe of the model (a LoRA + its steps, shift and guidance), e.g."
         " lightx2v or fusionx for infinitetalk; see README.",
         rich_help_panel=GENERATION,
