@@ -92,10 +92,7 @@ class WeightDeltas:
 
     def delta(self, name: str, device: torch.device) -> torch.Tensor:
         shape = self.shapes[name]
-        total = torch.zeros(shape, dtype=torch.float32, device=device)
-        for scale, part in self.parts[name]:
-            total += scale * part.value(shape, device)
-        return total
+        return sum(scale * part.value(shape, device) for scale, part in self.parts[name])
 
 
 def read_lora(path: Path) -> dict[str, torch.Tensor]:

@@ -234,13 +234,18 @@ class _ManifestParser:
             raise self.fail(f"{where}.{key}" if where != "top level" else key, "must be a table")
         return value
 
-    def model(self, name: str, raw: Any, shared: dict[str, Any]) -> ModelSpec:
-        where = f"models.{name}"
+    def known_keys(self, raw: Any, where: str, allowed: set[str], kind: str = "a table") -> dict[str, Any]:
+        """`raw` itself, once it is a table holding only `allowed` keys."""
         if not isinstance(raw, dict):
-            raise self.fail(where, "must be a table")
-        unknown = set(raw) - _MODEL_KEYS
+            raise self.fail(where, f"must be {kind}")
+        unknown = set(raw) - allowed
         if unknown:
             raise self.fail(where, f"has unknown keys {sorted(unknown)}")
+        return raw
+
+    def model(self, name: str, raw: Any, shared: dict[str, Any]) -> ModelSpec:
+        where = f"models.{name}"
+        raw = self.known_keys(raw, where, _MODEL_KEYS)
         audio_encoder = raw.get("audio_encoder")
         if audio_encoder not in AUDIO_ENCODERS:
             raise self.fail(
@@ -273,11 +278,7 @@ class _ManifestParser:
         specs = []
         for preset, value in self.table(raw, "presets", where, required=False).items():
             at = f"{where}.presets.{preset}"
-            if not isinstance(value, dict):
-                raise self.fail(at, "must be a table")
-            unknown = set(value) - _PRESET_KEYS
-            if unknown:
-                raise self.fail(at, f"has unknown keys {sorted(unknown)}")
+            value = self.known_keys(value, at, _PRESET_KEYS)
             lora = self.component("lora", f"{at}.lora", value.get("lora"))
             if lora.single_file is None:
                 raise self.fail(f"{at}.lora", "must name exactly one file in patterns")
@@ -330,11 +331,7 @@ class _ManifestParser:
         return {slot: components[slot] for slot in COMPONENT_NAMES if slot in components}
 
     def component(self, slot: str, where: str, raw: Any) -> ComponentSpec:
-        if not isinstance(raw, dict):
-            raise self.fail(where, "must be a table or the key of a shared component")
-        unknown = set(raw) - _COMPONENT_KEYS
-        if unknown:
-            raise self.fail(where, f"has unknown keys {sorted(unknown)}")
+        raw = self.known_keys(raw, where, _COMPONENT_KEYS, "a table or the key of a shared component")
         repo = self.text(raw, "repo", where)
         if not _REPO_ID.fullmatch(repo):
             raise self.fail(f"{where}.repo", f"must look like 'owner/name', got {repo!r}")
