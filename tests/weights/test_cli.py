@@ -102,3 +102,16 @@ def test_verify_broken_folder_exits_3_with_a_json_report(tiny_folder: Path) -> N
 def test_verify_sound_folder_exits_0(tiny_folder: Path) -> None:
     code, stdout, _ = run("verify", str(tiny_folder), "--json")
     assert code == 0 and json.loads(stdout)["files_checked"] == 2
+
+
+def test_fetch_with_a_preset_fetches_the_preset_family(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    code, _, stderr = run("fetch", "infinitetalk", "--preset", "lightx2v")
+    assert code == 3 and "cannot download 'infinitetalk-lightx2v'" in stderr
+
+    code, _, stderr = run("fetch", "infinitetalk", "--preset", "turbo")
+    assert code == 2
+    assert (
+        stderr
+        == "error: --preset turbo: model 'infinitetalk' has no such preset (its presets: lightx2v, fusionx)"
+    )

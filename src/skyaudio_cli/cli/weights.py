@@ -72,10 +72,18 @@ def fetch(
     token: str | None = typer.Option(
         None, "--token", help="Hugging Face token for gated repos (default: HF_TOKEN or the saved login)."
     ),
+    preset: str | None = typer.Option(
+        None,
+        "--preset",
+        metavar="NAME",
+        help="Also fetch this preset's LoRA (e.g. lightx2v for infinitetalk).",
+    ),
     json_output: bool = _JSON,
 ) -> None:
     """Download a model family's weights (resumes interrupted downloads; skips files already there)."""
-    resolved = fetch_model(model, local_dir=folder, token=token)
+    from skyaudio_cli.weights.manifest import preset_family
+
+    resolved = fetch_model(preset_family(model, preset) if preset else model, local_dir=folder, token=token)
     if json_output:
         output.emit_json({"status": "ok", **resolved.to_json()})
     else:
