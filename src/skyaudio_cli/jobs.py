@@ -102,8 +102,10 @@ def validate_settings(settings: Settings) -> None:
     if settings.prompt is not None and not settings.prompt.strip():
         raise InputError("--prompt: empty prompt; leave the option out to use the model's default")
     from skyaudio_cli.weights.lora_files import LoraRef
+    from skyaudio_cli.weights.manifest import preset_family
 
-    settings.family  # noqa: B018 - an unknown preset fails here, before any model loads
+    if settings.preset is not None:
+        preset_family(settings.model, settings.preset)  # an unknown preset fails before any model loads
     for text in settings.lora:
         LoraRef.parse(text).validate()
 

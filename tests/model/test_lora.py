@@ -346,3 +346,23 @@ def test_pickles_and_corrupt_files_are_refused_without_unpickling(content, famil
     assert ("is a pickle (torch.save) file, which is never loaded" in said) == (content == "pickle")
     assert ("not a readable safetensors file" in said) == (content == "corrupt")
     assert "\n" not in said
+
+
+def test_refusing_also_writes_the_pinned_host_copies_of_stream_offloading(family_models, two_adapters):
+    """With CUDA streams, diffusers' group offloading moves a separate pinned host copy of each
+    parameter to the GPU (ModuleGroup.cpu_param_dict). CPUs have no streams, so the copies are
+    planted here as that layout holds them, and must receive the re-fused weights."""
+    sources, _ = family_models["skyreels-v3-a2v"]
+    first, second = two_adapters
+    model = load_accelerated_transformer(
+        sources, device=torch.device("cpu"), dtype=torch.float32, attention="native",
+        acceleration=Acceleration(offload=True), num_steps=4, adapters=[(first, 1.0)],
+    )  # fmt: skip
+    hook = model.blocks[0]._diffusers_hook.get_hook("group_offloading")
+    hook.group.cpu_param_dict = {param: param.data.clone() for param in model.blocks[0].parameters()}
+
+    set_adapters(model, [(second, 0.5)])
+
+    expected = load_transformer(sources, dtype=torch.float32, adapters=[(second, 0.5)]).state_dict()
+    for name, param in model.blocks[0].named_parameters():
+        assert torch.equal(hook.group.cpu_param_dict[param], expected[f"blocks.0.{name}"]), name

@@ -382,6 +382,18 @@ class FusedAdapters:
     parameters: frozenset[str]  # the parameters they changed
 
 
+def _offloaded_host_copies(model: AudioWanTransformer3DModel) -> dict[torch.nn.Parameter, torch.Tensor]:
+    """Block offloading with CUDA streams keeps a pinned host copy of every parameter, which is what
+    each onload moves to the GPU (diffusers' ``ModuleGroup.cpu_param_dict``); until a group has been
+    offloaded once it is a separate tensor, so a re-fused weight must be written there too."""
+    copies: dict[torch.nn.Parameter, torch.Tensor] = {}
+    for module in model.modules():
+        registry = getattr(module, "_diffusers_hook", None)
+        hook = registry.get_hook("group_offloading") if registry is not None else None
+        copies.update(getattr(getattr(hook, "group", None), "cpu_param_dict", None) or {})
+    return copies
+
+
 def set_adapters(model: AudioWanTransformer3DModel, adapters: Sequence[tuple[Path, float]]) -> None:
     """Fuse exactly ``adapters`` into a loaded model, in place (``()`` restores the released weights).
 
@@ -389,7 +401,8 @@ def set_adapters(model: AudioWanTransformer3DModel, adapters: Sequence[tuple[Pat
     parameter the old or the new adapters touch is re-read from the memory-mapped checkpoint and
     fused again: the result is bit for bit what a fresh load with ``adapters`` gives. The cost is
     reading those parameters once more (page cache or disk), no extra memory. Works under FP8
-    storage, block offloading (parameters are written where they live) and compiled blocks.
+    storage, block offloading (parameters are written where they live, pinned host copies included)
+    and compiled blocks.
     """
     adapters = tuple(adapters)
     current: FusedAdapters = model.fused_adapters
@@ -399,12 +412,16 @@ def set_adapters(model: AudioWanTransformer3DModel, adapters: Sequence[tuple[Pat
     deltas = combine(adapters, shapes, original_parameter_name) if adapters else None
     rewrite = current.parameters | (deltas.names if deltas else frozenset())
     parameters = dict(model.named_parameters())
+    host_copies = _offloaded_host_copies(model)
     with ExitStack() as stack:
         located = _open_all(stack, list(model.checkpoint_files))
         names = model_key_names(list(located))
         for name in sorted(rewrite):
             target = parameters[name]
             handle, _ = located[names[name]]
-            stored = _stored_tensor(handle, names[name])
-            target.data.copy_(_fused(stored, name, deltas, target.device, target.dtype))
+            value = _fused(_stored_tensor(handle, names[name]), name, deltas, target.device, target.dtype)
+            target.data.copy_(value)
+            copy = host_copies.get(target)
+            if copy is not None and copy.data_ptr() != target.data.data_ptr():
+                copy.copy_(value)
     model.fused_adapters = FusedAdapters(adapters, deltas.names if deltas else frozenset())
