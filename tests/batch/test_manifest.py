@@ -50,6 +50,8 @@ def test_flat_and_nested_settings_give_the_same_job():
         ({"dtype": "fp64"}, "'fp64' is not one of"),  # the choices `--dtype` declares
         ({"fps": 500}, '"fps"'),
         ({"seed": 1, "settings": {"seed": 2}}, '"seed" is given both flat and inside "settings"'),
+        ({"lora": "style.safetensors"}, '"lora": expected a list of strings, got a string'),
+        ({"lora": ["a.safetensors", 2]}, '"lora": expected a list of strings, got a list'),
     ],
 )
 def test_bad_fields_name_the_key(fields, message):
@@ -70,6 +72,16 @@ def test_bad_fields_name_the_key(fields, message):
 def test_bad_lines_are_input_errors(text, message):
     with pytest.raises(InputError, match=message):
         parse_line(ManifestLine(1, 0, text))
+
+
+def test_loras_and_preset_are_settings():
+    job = parse(
+        {**BASE, "lora": ["a.safetensors:0.5", "org/repo/b.safetensors"], "settings": {"preset": "fast"}}
+    )
+    assert (
+        job.settings.lora == ("a.safetensors:0.5", "org/repo/b.safetensors") and job.settings.preset == "fast"
+    )
+    assert parse(BASE).settings.lora == ()
 
 
 def test_declared_but_unregistered_task_is_not_available(monkeypatch):
