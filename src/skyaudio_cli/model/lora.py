@@ -62,8 +62,6 @@ class _Module:
 class LoraDelta:
     """One file's change to one parameter: a low-rank pair or a full delta, before scaling."""
 
-    path: Path
-    key: str  # a stored key, for messages
     up: torch.Tensor | None = None
     down: torch.Tensor | None = None
     alpha: float | None = None
@@ -202,7 +200,7 @@ def _delta(entry: _Module, shape: tuple[int, ...], path: Path) -> LoraDelta:
                 f"--lora {path}: {keys['diff']!r} has shape {tuple(tensors['diff'].shape)}, "
                 f"expected {shape} ({entry.target})"
             )
-        return LoraDelta(path, keys["diff"], diff=tensors["diff"])
+        return LoraDelta(diff=tensors["diff"])
     for needed, other in (("down", "up"), ("up", "down")):
         if needed not in tensors:
             raise WeightsError(f"--lora {path}: {keys.get(other, any_key)!r} has no matching {needed} half")
@@ -224,4 +222,4 @@ def _delta(entry: _Module, shape: tuple[int, ...], path: Path) -> LoraDelta:
         if tensors["alpha"].numel() != 1:
             raise WeightsError(f"--lora {path}: {keys['alpha']!r} must be one number")
         alpha = float(tensors["alpha"].float().item())
-    return LoraDelta(path, keys["down"], up=up, down=down, alpha=alpha)
+    return LoraDelta(up=up, down=down, alpha=alpha)
