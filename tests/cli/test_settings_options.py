@@ -45,6 +45,13 @@ def test_flags_become_one_settings_object():
     assert type(settings.device) is str and type(settings.cache) is str
 
 
+def test_repeated_lora_flags_become_a_tuple_in_order():
+    _, settings = _run(
+        "probe", ["--lora", "a.safetensors:0.5", "--lora", "o/r/b.safetensors", "--preset", "p"]
+    )
+    assert settings.lora == ("a.safetensors:0.5", "o/r/b.safetensors") and settings.preset == "p"
+
+
 def test_defaults_are_the_settings_defaults():
     assert _run("probe", [])[1] == Settings()
 
@@ -56,6 +63,7 @@ def _options(command) -> set[str]:
 @pytest.mark.parametrize("command", [generate, edit_lipsync, extend])
 def test_every_video_command_takes_the_runtime_and_acceleration_options(command):
     runtime = {"model", "seed", "steps", "device", "dtype", "attention", "fp8", "offload", "compile", "cache"}
+    runtime |= {"lora", "preset"}
     assert runtime <= _options(command)
     assert "settings" not in _options(command)
 
