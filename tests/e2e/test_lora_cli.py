@@ -92,3 +92,25 @@ def test_missing_lora_and_unknown_preset_are_usage_errors(run, tmp_path, tiny_mo
     code, _, err = run("--preset", "lightx2v")
     assert code == 2
     assert "--preset lightx2v: presets belong to a family name" in _one_error_line(err)
+
+
+@pytest.fixture
+def style_lora(tmp_path):
+    generator = torch.Generator().manual_seed(1)
+    path = tmp_path / "style.safetensors"
+    save_file({f"{Q}.lora_down.weight": torch.randn(2, 64, generator=generator),
+               f"{Q}.lora_up.weight": torch.randn(64, 2, generator=generator)}, str(path))  # fmt: skip
+    return path
+
+
+@pytest.mark.slow
+def test_extend_and_edit_lipsync_take_loras(run_cli, tiny_model, face_video, make_wav, tmp_path, style_lora):
+    audio = make_wav(tmp_path / "a.wav", 0.3 * np.sin(np.linspace(0, 300, 3200)))
+    common = ["-a", audio, "-m", tiny_model, "--steps", "2", "--device", "cpu", "--lora", f"{style_lora}:0.7"]
+    code, _, err = run_cli(
+        ["extend", "-v", face_video, "-o", tmp_path / "x.mp4", "--resolution", "32x32", *common]
+    )
+    assert code == 0, err
+    box = ["--face-box", "100,40,120,120", "--resolution", "32x32"]
+    code, _, err = run_cli(["edit-lipsync", "-v", face_video, "-o", tmp_path / "e.mp4", *box, *common])
+    assert code == 0, err
