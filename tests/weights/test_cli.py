@@ -60,6 +60,19 @@ def test_list_json() -> None:
     assert rows["humo-17b"]["size_bytes"] > 50e9
 
 
+def test_fetch_with_a_preset_fetches_the_preset_family(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    code, _, stderr = run("fetch", "infinitetalk", "--preset", "lightx2v")
+    assert code == 3 and "cannot download 'infinitetalk-lightx2v'" in stderr
+
+    code, _, stderr = run("fetch", "infinitetalk", "--preset", "turbo")
+    assert code == 2
+    assert (
+        stderr
+        == "error: --preset turbo: model 'infinitetalk' has no such preset (its presets: lightx2v, fusionx)"
+    )
+
+
 def test_path_of_a_local_folder(tiny_folder: Path) -> None:
     code, stdout, _ = run("path", str(tiny_folder))
     assert (code, stdout) == (0, f"{tiny_folder.resolve()}\n")
@@ -102,16 +115,3 @@ def test_verify_broken_folder_exits_3_with_a_json_report(tiny_folder: Path) -> N
 def test_verify_sound_folder_exits_0(tiny_folder: Path) -> None:
     code, stdout, _ = run("verify", str(tiny_folder), "--json")
     assert code == 0 and json.loads(stdout)["files_checked"] == 2
-
-
-def test_fetch_with_a_preset_fetches_the_preset_family(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
-    code, _, stderr = run("fetch", "infinitetalk", "--preset", "lightx2v")
-    assert code == 3 and "cannot download 'infinitetalk-lightx2v'" in stderr
-
-    code, _, stderr = run("fetch", "infinitetalk", "--preset", "turbo")
-    assert code == 2
-    assert (
-        stderr
-        == "error: --preset turbo: model 'infinitetalk' has no such preset (its presets: lightx2v, fusionx)"
-    )
