@@ -24,6 +24,7 @@ from skyaudio_cli.cli.options import (
     DTypeOpt,
     FP8Opt,
     FpsOpt,
+    KeepPromptOpt,
     LongVideoMode,
     LongVideoModeOpt,
     MaxAudioOpt,
@@ -43,6 +44,7 @@ from skyaudio_cli.jobs import DEFAULT_MAX_AUDIO_SECONDS, DEFAULT_MODEL, Settings
 _SHARED: tuple[tuple[str, Any, Any], ...] = (
     ("prompt", PromptOpt, None),
     ("negative_prompt", NegativePromptOpt, None),
+    ("keep_prompt", KeepPromptOpt, False),
     ("model", ModelOpt, DEFAULT_MODEL),
     ("resolution", ResolutionOpt, None),
     ("seed", SeedOpt, 0),
