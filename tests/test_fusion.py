@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from skyaudio_cli.pipeline.audio_stream import AudioFeatureStream
+from skyaudio_cli.pipeline.audio_stream import ChunkedFeatureStream
 from skyaudio_cli.pipeline.fusion import fused_sample, ramp_weights
 from skyaudio_cli.pipeline.known_latents import KnownLatents
 from skyaudio_cli.pipeline.windows import plan_latent_windows
@@ -96,7 +96,7 @@ class CountingEncoder:
 
 def test_audio_up_to_one_chunk_is_encoded_once_whole():
     encoder = CountingEncoder()
-    stream = AudioFeatureStream(
+    stream = ChunkedFeatureStream(
         encoder, np.arange(20 * 640, dtype=np.float32), 20, 25.0, chunk_frames=20, crossfade_frames=3
     )
     rows = stream.rows(list(range(20)))
@@ -107,7 +107,7 @@ def test_audio_up_to_one_chunk_is_encoded_once_whole():
 def test_chunks_crossfade_over_their_shared_frames():
     encoder = CountingEncoder()
     wave = np.arange(50 * 640, dtype=np.float32)
-    stream = AudioFeatureStream(encoder, wave, 50, 25.0, chunk_frames=20, crossfade_frames=3)
+    stream = ChunkedFeatureStream(encoder, wave, 50, 25.0, chunk_frames=20, crossfade_frames=3)
     rows = stream.rows(list(range(50))).flatten()
     assert encoder.calls == [20, 23, 13]  # chunk 1 starts 3 frames early; chunk 2 holds frames 37..49
     content = torch.arange(50) * 640 + 319.5

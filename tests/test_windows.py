@@ -89,20 +89,32 @@ def test_mirrored_index_plays_backwards_then_forwards():
 def test_audio_indices_clamp_context_and_mirror_the_tail():
     plan = plan_windows(90, window=81, motion=5, drop=12)
     first, last = plan.windows
-    assert audio_frame_indices(first, plan)[:5] == [0, 0, 0, 1, 2]
-    indices = audio_frame_indices(last, plan)
+    assert audio_frame_indices(first, plan, 90)[:5] == [0, 0, 0, 1, 2]
+    indices = audio_frame_indices(last, plan, 90)
     assert len(indices) == 81 + 4
     # Timeline frame 90 is the first past the end: it hears frame 89, then 88, ...
     frame = 90 - last.start + 2
     assert indices[frame - 2 : frame + 3] == [88, 89, 89, 88, 87]
-    # The padded end (frame 144) is clamped like the releases' padded features.
+    # SkyReels-V3 clamps the context at its padded end (frame 144) ...
+    assert plan.padded_frames == 145
     assert indices[-2:] == [mirrored_index(144, 90)] * 2
+    # ... InfiniteTalk's reflected tail reaches 3 frames past the window, so it keeps mirroring.
+    unclamped = audio_frame_indices(last, plan, 90, clamp_to_padded=False)
+    assert unclamped[:-2] == indices[:-2]
+    assert unclamped[-2:] == [2 * 90 - 1 - 145, 2 * 90 - 1 - 146]
+
+
+def test_audio_rows_past_fewer_feature_frames_mirror_into_them():
+    # InfiniteTalk's floor grid can hold one feature row fewer than the video has frames.
+    plan = plan_windows(50, window=81, motion=9, drop=0)
+    indices = audio_frame_indices(plan.windows[0], plan, 49)
+    assert indices[2 + 49] == 48 and indices[2 + 50] == 47
 
 
 def test_extend_motion_frames_hear_the_first_new_audio_frame():
     plan = plan_windows(30, window=81, motion=5, drop=12, first_motion=5)
     # Context starts 2 frames before the 5 motion frames: all of those hear frame 0.
-    assert audio_frame_indices(plan.windows[0], plan)[:9] == [0] * 8 + [1]
+    assert audio_frame_indices(plan.windows[0], plan, 30)[:9] == [0] * 8 + [1]
 
 
 def test_keyframes_stretch_the_timeline_onto_the_preview():

@@ -20,6 +20,7 @@ class Settings:
     model: str = DEFAULT_MODEL
     prompt: str | None = None
     negative_prompt: str | None = None
+    keep_prompt: bool = False
     resolution: str | None = None
     seed: int = 0
     steps: int | None = None

@@ -3,12 +3,14 @@
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from skyaudio_cli.conditioning.audio_windows import humo_latent_windows
 from skyaudio_cli.media.audio import load_audio
 from skyaudio_cli.media.video import probe_video
+from skyaudio_cli.pipeline.audio_stream import WhisperFeatureStream
 from skyaudio_cli.pipeline.humo import HumoConditions
 from skyaudio_cli.sampling.humo_guidance import TA, TIA
 
@@ -39,10 +41,15 @@ def test_cli_text_only_and_portrait_modes_write_mp4_matching_audio(
 
 
 def test_audio_windows_are_humos_per_latent_windows_then_a_zero_reference_window(humo_pipe, speech):
-    windows = humo_pipe.encode_audio_windows(speech, 13, 4)[0]
-    features = humo_pipe.audio_encoder.encode(speech, 13)
+    # 8000 samples: HuMo keeps 2 x floor(8000 / 640) = 24 rows at 50 Hz -> 12 frames; the video's
+    # 13th frame (ceil) lies past them and hears silence, as the release's windows do.
+    stream = WhisperFeatureStream(humo_pipe.audio_encoder, speech, 25.0)
+    assert stream.num_frames == 12
+    windows = humo_pipe.encode_audio_windows(stream, 4)[0]
+    features = humo_pipe.audio_encoder.encode(speech, 12)
     assert windows.shape == (5, 8, *features.shape[1:])
-    torch.testing.assert_close(windows[:4], humo_latent_windows(features, 4), rtol=0, atol=0)
+    # The stream interpolates row by row: equal to the one-shot interpolation to float rounding.
+    torch.testing.assert_close(windows[:4], humo_latent_windows(features, 4), rtol=0, atol=1e-6)
     assert windows[4].abs().max() == 0
 
 
@@ -90,3 +97,25 @@ def test_passes_of_a_step_run_as_one_batched_forward(humo_pipe, portrait_image, 
     assert timesteps == [999.0, 833.0] * 2  # UniPC's integer timesteps; the first is above the switch
     assert with_portrait.shape == text_only.shape == (13, 64, 64, 3)
     assert (with_portrait.astype(int) - text_only).any()
+
+
+@pytest.mark.parametrize(
+    ("source", "target"), [((300, 200), (128, 64)), ((200, 301), (64, 128)), ((97, 97), (64, 48))]
+)
+def test_reference_is_letterboxed_as_humo_fits_it(source, target):
+    # generate.py: the long side to the frame, the other int()-truncated, Lanczos, white bars of
+    # (excess // 2) before and the rest after.
+    from PIL import Image
+
+    from skyaudio_cli.pipeline.humo import letterbox
+
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (*source[::-1], 3), dtype=np.uint8))
+    width, height = target
+    if image.width / image.height > width / height:
+        size = (width, int(width / (image.width / image.height)))
+    else:
+        size = (int(height * (image.width / image.height)), height)
+    expected = np.full((height, width, 3), 255, np.uint8)
+    left, top = (width - size[0]) // 2, (height - size[1]) // 2
+    expected[top : top + size[1], left : left + size[0]] = np.asarray(image.resize(size, Image.LANCZOS))
+    np.testing.assert_array_equal(np.asarray(letterbox(image, width, height)), expected)

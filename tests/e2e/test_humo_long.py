@@ -10,7 +10,7 @@ import torch
 from skyaudio_cli.conditioning.audio_windows import humo_latent_windows
 from skyaudio_cli.media.audio import load_audio
 from skyaudio_cli.media.video import probe_video
-from skyaudio_cli.pipeline.audio_stream import AudioFeatureStream
+from skyaudio_cli.pipeline.audio_stream import WhisperFeatureStream
 from skyaudio_cli.pipeline.windows import plan_latent_windows
 from skyaudio_cli.sampling.flow_euler import sample_euler
 from skyaudio_cli.sampling.unipc import unipc_timesteps
@@ -59,7 +59,9 @@ def test_every_window_sees_the_reference_and_its_global_audio_windows(
     frames = np.concatenate(list(stream.frames))
     assert frames.shape == (FRAMES, 64, 64, 3)
 
-    features = AudioFeatureStream(humo_pipe.audio_encoder, audio, FRAMES, 25.0).rows(range(FRAMES))
+    stream_features = WhisperFeatureStream(humo_pipe.audio_encoder, audio, 25.0)
+    assert stream_features.num_frames == FRAMES  # the audio is a whole number of frames long
+    features = stream_features.rows(range(FRAMES))
     everywhere = humo_latent_windows(features, 40)
     reference = humo_pipe.encode_portrait(portrait_image, 64, 64)[0, :, 0]
     windows = plan_latent_windows(40, window=25, overlap=5)
@@ -86,7 +88,7 @@ def test_fusing_a_single_window_is_plain_euler_on_the_same_conditions(humo_pipe,
     # Audio that fits one window: the fused sampler (with its per-window reference latent) must
     # reduce to Euler over [video latents, reference latent] conditioned exactly like one window.
     audio = speech_of(speech_wav, SHORT_FRAMES)
-    features = AudioFeatureStream(humo_pipe.audio_encoder, audio, SHORT_FRAMES, 25.0)
+    features = WhisperFeatureStream(humo_pipe.audio_encoder, audio, 25.0)
     text, negative = humo_pipe.encode_prompt("A woman talks", "")
     reference = humo_pipe.encode_portrait(portrait_image, 64, 64)
     guidance = humo_pipe.guidance(with_image=True, text_scale=None, audio_scale=None)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -123,6 +125,21 @@ def test_resize_center_crop_covers_then_crops_the_centre():
     # Uniform scale 1/2: the 8-px red line at the source centre is a 4-px line at the output centre.
     red_columns = np.flatnonzero(out[50, :, 0] > 200)
     assert red_columns.min() >= 47 and red_columns.max() <= 52 and len(red_columns) >= 3
+
+
+@pytest.mark.parametrize(("width", "height"), [(832, 480), (480, 832), (640, 640), (720, 1280), (33, 17)])
+def test_resize_center_crop_is_the_releases_resize_and_centercrop(astronaut, width, height):
+    # SkyReels-V3 / InfiniteTalk: scale = max(th / h, tw / w), ceil(scale * side), PIL bilinear,
+    # then torchvision's centre crop: top = int(round((H - th) / 2.0)), left likewise.
+    source = astronaut.resize((400, 300))
+    scale = max(height / source.height, width / source.width)
+    resized = np.asarray(
+        source.resize((math.ceil(scale * source.width), math.ceil(scale * source.height)), Image.BILINEAR)
+    )
+    top = int(round((resized.shape[0] - height) / 2.0))
+    left = int(round((resized.shape[1] - width) / 2.0))
+    expected = resized[top : top + height, left : left + width]
+    np.testing.assert_array_equal(np.asarray(resize_center_crop(source, width, height)), expected)
 
 
 @pytest.mark.parametrize(("width", "height"), [(832, 480), (480, 832), (640, 640), (33, 17)])

@@ -28,3 +28,13 @@ def test_three_pass_formula():
     cond, drop_text, uncond = torch.tensor([3.0]), torch.tensor([2.0]), torch.tensor([0.5])
     out = combine(scales, {Pass.COND: cond, Pass.DROP_TEXT: drop_text, Pass.UNCOND: uncond})
     assert out.item() == 0.5 + 5.0 * (3.0 - 2.0) + 4.0 * (2.0 - 0.5)
+
+
+def test_text_only_guidance_drops_the_text_and_keeps_the_audio():
+    # SkyReels-V3's "text > 1, audio not": drop_text + s_t (cond - drop_text), two passes; it is
+    # also the three-pass formula at audio scale 1.
+    scales = GuidanceScales(text=3.0, audio=1.0)
+    assert scales.passes() == (Pass.COND, Pass.DROP_TEXT)
+    cond, drop_text = torch.tensor([3.0]), torch.tensor([2.0])
+    out = combine(scales, {Pass.COND: cond, Pass.DROP_TEXT: drop_text})
+    assert out.item() == 2.0 + 3.0 * (3.0 - 2.0) == 0.5 + 3.0 * (3.0 - 2.0) + 1.0 * (2.0 - 0.5)

@@ -59,7 +59,18 @@ PromptOpt = Annotated[
 ]
 NegativePromptOpt = Annotated[
     str | None,
-    typer.Option(help="What to avoid (default: the Wan negative prompt).", rich_help_panel=GENERATION),
+    typer.Option(
+        help="What to avoid (default: the model's released negative prompt).", rich_help_panel=GENERATION
+    ),
+]
+KeepPromptOpt = Annotated[
+    bool,
+    typer.Option(
+        "--keep-prompt",
+        help="Condition every window on --prompt. By default skyreels-v3-a2v, as released, conditions the "
+        "windows after its preview on the fixed prompt 'a person is talking'.",
+        rich_help_panel=GENERATION,
+    ),
 ]
 ModelOpt = Annotated[
     str,

@@ -24,6 +24,7 @@ from skyaudio_cli.cli.options import (
     DTypeOpt,
     FP8Opt,
     FpsOpt,
+    KeepPromptOpt,
     LongVideoMode,
     LongVideoModeOpt,
     LoraOpt,
@@ -45,6 +46,7 @@ from skyaudio_cli.jobs import DEFAULT_MAX_AUDIO_SECONDS, DEFAULT_MODEL, Settings
 _SHARED: tuple[tuple[str, Any, Any], ...] = (
     ("prompt", PromptOpt, None),
     ("negative_prompt", NegativePromptOpt, None),
+    ("keep_prompt", KeepPromptOpt, False),
     ("model", ModelOpt, DEFAULT_MODEL),
     ("preset", PresetOpt, None),
     ("lora", LoraOpt, ()),

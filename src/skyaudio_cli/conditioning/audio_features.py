@@ -11,6 +11,7 @@ import math
 from abc import ABC, abstractmethod
 from fractions import Fraction
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -21,6 +22,10 @@ from skyaudio_cli.errors import InputError, WeightsError
 
 SAMPLE_RATE = 16000
 AUDIO_ENCODER_KINDS = ("wav2vec2", "whisper")
+# How a release turns the audio's duration into its feature frame count: SkyReels-V3 takes
+# ceil(duration x fps), InfiniteTalk int(duration x fps).
+FrameRounding = Literal["ceil", "floor"]
+FRAME_ROUNDINGS: tuple[FrameRounding, ...] = ("ceil", "floor")
 
 
 class AudioFeatureEncoder(ABC):
@@ -39,14 +44,21 @@ class AudioFeatureEncoder(ABC):
         """
 
 
-def num_video_frames(num_samples: int, sample_rate: int = SAMPLE_RATE, fps: float | Fraction = 25.0) -> int:
-    """ceil(duration * fps) in exact rational arithmetic, so 2.0 s at 25 fps is 50 frames, never 51.
+def num_video_frames(
+    num_samples: int,
+    sample_rate: int = SAMPLE_RATE,
+    fps: float | Fraction = 25.0,
+    rounding: FrameRounding = "ceil",
+) -> int:
+    """ceil (or floor) of duration * fps in exact rational arithmetic, so 2.0 s at 25 fps is 50
+    frames, never 51.
 
     A float fps such as 29.97002997 (30000/1001 as ffmpeg reports it) is snapped to the nearest
     fraction with a denominator up to 10^6 first, so it rounds as the rational rate it stands for.
     """
     rate = Fraction(fps).limit_denominator(1_000_000)
-    return math.ceil(Fraction(num_samples) * rate / sample_rate)
+    frames = Fraction(num_samples) * rate / sample_rate
+    return math.ceil(frames) if rounding == "ceil" else math.floor(frames)
 
 
 def load_audio_encoder(

@@ -12,7 +12,9 @@ format `model.safetensors`, renamed here. Chunks are encoded one at a time and r
 straight away, so memory grows with the audio only by 5 x 1280 floats per 20 ms.
 """
 
+import math
 import re
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +42,9 @@ CHUNK_SECONDS = 30
 CHUNK_SAMPLES = CHUNK_SECONDS * SAMPLE_RATE
 # The encoder's conv2 halves the 100 Hz mel rate: one output step per 320 samples.
 SAMPLES_PER_STEP = 320
+STEPS_PER_SECOND = SAMPLE_RATE // SAMPLES_PER_STEP
+# HuMo trims the 50 Hz rows to two per whole 25 fps frame of audio: 2 x floor(samples / 640).
+SAMPLES_PER_TRIM_FRAME = 2 * SAMPLES_PER_STEP
 
 _HF_ENCODER_PREFIX = "model.encoder."
 _HF_TO_OPENAI_TOP = {
@@ -77,7 +82,8 @@ class WhisperFeatureEncoder(AudioFeatureEncoder):
         self._dtype = encoder.conv1.weight.dtype
 
     def encode(self, wave: np.ndarray, num_frames: int) -> torch.Tensor:
-        return stretch_to_frames(self.features_50hz(wave), num_frames)
+        rows, _ = whisper_grid(wave.size)
+        return stretch_to_frames(self.features_50hz(wave)[:rows], num_frames)
 
     @torch.no_grad()
     def features_50hz(self, wave: np.ndarray) -> torch.Tensor:
@@ -121,6 +127,13 @@ class WhisperFeatureEncoder(AudioFeatureEncoder):
             for g in range(LAYER_GROUPS)
         ]
         return torch.stack([*groups, hidden_states[-1].float()], dim=2)
+
+
+def whisper_grid(num_samples: int, fps: float = 25.0) -> tuple[int, int]:
+    """(50 Hz rows kept, video frames) for `num_samples` of audio, as HuMo's audio processor sizes
+    them: rows = 2 x floor(samples / 640), frames = int(rows / 50 x fps)."""
+    rows = 2 * (num_samples // SAMPLES_PER_TRIM_FRAME)
+    return rows, math.floor(Fraction(rows, STEPS_PER_SECOND) * Fraction(fps).limit_denominator(1_000_000))
 
 
 def load_whisper_encoder(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -49,11 +50,17 @@ def _flatten_to_rgb(image: Image.Image) -> Image.Image:
 def resize_center_crop(image: Image.Image, width: int, height: int) -> Image.Image:
     """Scale `image` to cover width x height, then crop the centre: exact output size, no bars.
 
-    One Lanczos resample from a sub-pixel source box, so the crop adds no second blur.
+    As the SkyReels-V3 and InfiniteTalk releases size their portraits (`resize_and_centercrop`):
+    one uniform scale = max(height / h, width / w), the scaled size rounded up, Pillow's bilinear
+    filter, then torchvision's centre crop (offsets round((excess) / 2), halves to even).
     """
     if width <= 0 or height <= 0:
         raise ValueError(f"target size must be positive, got {width}x{height}")
-    return ImageOps.fit(image, (width, height), method=Image.Resampling.LANCZOS, centering=(0.5, 0.5))
+    scale = max(height / image.height, width / image.width)
+    cover_width, cover_height = math.ceil(scale * image.width), math.ceil(scale * image.height)
+    covered = image.resize((cover_width, cover_height), resample=Image.Resampling.BILINEAR)
+    left, top = round((cover_width - width) / 2.0), round((cover_height - height) / 2.0)
+    return covered.crop((left, top, left + width, top + height))
 
 
 def resize_center_crop_array(frame: np.ndarray, width: int, height: int) -> np.ndarray:

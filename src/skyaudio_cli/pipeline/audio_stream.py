@@ -1,29 +1,53 @@
-"""Per-frame audio features for audio of any length, encoded in chunks as the windows need them.
+"""Per-frame audio features for audio of any length, on each release's frame grid.
 
-The references encode the whole utterance at once (wav2vec2's attention spans all of it; their
-limit is 200 s). Minutes to hours of speech neither fit that attention nor should sit in memory as
-features, so the audio is encoded in chunks of CHUNK_FRAMES video frames, each starting
-CROSSFADE_FRAMES early; over those shared frames the two chunks' features are crossfaded linearly,
-which hides the small differences at a chunk's edges (per-clip normalisation, attention context).
-Audio up to one chunk (30 s) is encoded in one piece, exactly as the references do. Only the
-chunks the current window touches are kept.
+`feature_stream(encoder, wave, fps, frame_rounding)` picks the stream the encoder's release implies:
+
+- wav2vec2 (skyreels-v3-a2v, infinitetalk): the releases encode the real, unpadded samples of the
+  whole utterance and stretch the 50 Hz CNN features onto ceil (SkyReels-V3) or floor
+  (InfiniteTalk) of duration x fps frames; a window that runs past the audio reads those frames
+  mirrored (windows.mirrored_index), which is how both releases pad the per-frame embeddings.
+  Their attention spans the whole clip (their limit is 200 s); minutes to hours of speech neither
+  fit that attention nor should sit in memory as features, so past CHUNK_FRAMES the audio is
+  encoded in chunks, each starting CROSSFADE_FRAMES early, crossfaded linearly over the shared
+  frames. Audio up to one chunk (30 s) is encoded in one piece, exactly as the releases do.
+- Whisper (humo-*): the release encodes fixed 30 s chunks from sample 0, concatenates their 50 Hz
+  rows, trims them to 2 x floor(samples / 640) and stretches that whole sequence onto the 25 fps
+  grid once. Each 30 s chunk is encoded on its own there too, so streaming by those chunks and
+  interpolating on the global grid gives the release's rows exactly, for any length.
+
+Only the chunks the current window touches are kept.
 """
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 
-from skyaudio_cli.conditioning.audio_features import AudioFeatureEncoder
+from skyaudio_cli.conditioning.audio_features import (
+    SAMPLE_RATE,
+    AudioFeatureEncoder,
+    FrameRounding,
+    num_video_frames,
+)
+from skyaudio_cli.conditioning.whisper_encoder import CHUNK_SAMPLES, whisper_grid
+from skyaudio_cli.errors import InputError
 from skyaudio_cli.media.audio import Wave
 
-SAMPLE_RATE = 16000
 CHUNK_FRAMES = 750  # 30 s at 25 fps
 CROSSFADE_FRAMES = 50  # 2 s
 
 
-class AudioFeatureStream:
-    """`rows(frame_indices)` -> features [len, layers, channels] for any real video frames."""
+def feature_stream(
+    encoder: AudioFeatureEncoder, wave: Wave, fps: float, frame_rounding: FrameRounding = "ceil"
+) -> "ChunkedFeatureStream | WhisperFeatureStream":
+    """The stream for `encoder`; `frame_rounding` is the family's wav2vec2 frame count rule."""
+    if encoder.kind == "whisper":
+        return WhisperFeatureStream(encoder, wave, fps)
+    num_frames = num_video_frames(wave.size, SAMPLE_RATE, fps, frame_rounding)
+    return ChunkedFeatureStream(encoder, wave, num_frames, fps)
+
+
+class ChunkedFeatureStream:
+    """`rows(frame_indices)` -> features [len, layers, channels] for frames in [0, num_frames)."""
 
     def __init__(
         self,
@@ -37,6 +61,8 @@ class AudioFeatureStream:
     ) -> None:
         if not 0 <= crossfade_frames < chunk_frames:
             raise ValueError(f"crossfade {crossfade_frames} must be shorter than the chunk {chunk_frames}")
+        if num_frames < 1:
+            raise InputError("audio: shorter than one video frame")
         self.encoder = encoder
         self.num_frames = num_frames
         self.fps = fps
@@ -47,11 +73,9 @@ class AudioFeatureStream:
         self._encoded: dict[int, torch.Tensor] = {}
 
     def rows(self, frames: Sequence[int]) -> torch.Tensor:
-        frames = torch.as_tensor(frames, dtype=torch.int64)
-        if frames.min() < 0 or frames.max() >= self.num_frames:
-            raise IndexError(f"frames must be in [0, {self.num_frames}), got {frames.min()}..{frames.max()}")
+        frames = _frame_tensor(frames, self.num_frames)
         chunk = frames // self.chunk_frames
-        self._forget_before(int(chunk.min()))
+        _forget_before(self._encoded, int(chunk.min()))
         rows = self._chunk_rows(chunk, frames)
         # Frames in the crossfade before the next chunk's start blend into that chunk.
         fade_start = (chunk + 1) * self.chunk_frames - self.crossfade_frames
@@ -77,38 +101,70 @@ class AudioFeatureStream:
     def _features(self, chunk: int) -> torch.Tensor:
         if chunk not in self._encoded:
             start, stop = self._span(chunk)
-            samples = self.wave[_sample(start, self.fps) : _sample(stop, self.fps)]
-            # The last video frame is usually only partly covered by speech; mirrored samples fill
-            # it, so the shortest audio still gives the encoder a whole frame. Padding the chunk (not
-            # the whole wave) avoids a second copy of hours of audio.
-            samples = pad_audio_reversed(samples, stop - start, self.fps)
+            # The last chunk takes every remaining sample: the releases stretch all of them onto
+            # the frame grid, whichever way that grid rounds the duration.
+            last = stop == self.num_frames
+            samples = self.wave[_sample(start, self.fps) : None if last else _sample(stop, self.fps)]
             self._encoded[chunk] = self.encoder.encode(samples, stop - start)
         return self._encoded[chunk]
 
-    def _forget_before(self, chunk: int) -> None:
-        for old in [c for c in self._encoded if c < chunk]:
-            del self._encoded[old]
+
+class WhisperFeatureStream:
+    """HuMo's Whisper rows on the release's global 25 fps grid, from 30 s chunks encoded on demand."""
+
+    def __init__(self, encoder, wave: Wave, fps: float) -> None:
+        self.encoder = encoder
+        self.wave = wave
+        self.rows_50hz, self.num_frames = whisper_grid(wave.size, fps)
+        if self.num_frames < 1:
+            raise InputError("audio: shorter than one video frame")
+        self._encoded: dict[int, torch.Tensor] = {}
+
+    def rows(self, frames: Sequence[int]) -> torch.Tensor:
+        """F.interpolate(linear, align_corners=True) of the whole 50 Hz sequence, row by row.
+
+        The sampling positions are computed in float32 as torch's kernel computes them, so each
+        row equals the one-shot interpolation of the release to float rounding.
+        """
+        frames = _frame_tensor(frames, self.num_frames)
+        length = self.rows_50hz
+        if self.num_frames > 1:
+            scale = torch.tensor((length - 1) / (self.num_frames - 1), dtype=torch.float32)
+            position = scale * frames.to(torch.float32)
+        else:
+            position = torch.zeros(len(frames), dtype=torch.float32)
+        low = position.to(torch.int64).clamp(max=length - 1)
+        high = (low + 1).clamp(max=length - 1)
+        weight = (position - low.to(torch.float32)).clamp(0, 1)
+        steps_per_chunk = CHUNK_SAMPLES // (SAMPLE_RATE // 50)
+        _forget_before(self._encoded, int(low.min()) // steps_per_chunk)
+        lows, highs = self._rows_50hz(low, steps_per_chunk), self._rows_50hz(high, steps_per_chunk)
+        weight = weight.view(-1, *([1] * (lows.ndim - 1)))
+        return (1.0 - weight) * lows + weight * highs
+
+    def _rows_50hz(self, steps: torch.Tensor, steps_per_chunk: int) -> torch.Tensor:
+        return torch.stack(
+            [self._chunk(step // steps_per_chunk)[step % steps_per_chunk] for step in steps.tolist()]
+        )
+
+    def _chunk(self, chunk: int) -> torch.Tensor:
+        if chunk not in self._encoded:
+            samples = self.wave[chunk * CHUNK_SAMPLES : (chunk + 1) * CHUNK_SAMPLES]
+            self._encoded[chunk] = self.encoder.features_50hz(samples)
+        return self._encoded[chunk]
+
+
+def _frame_tensor(frames: Sequence[int], num_frames: int) -> torch.Tensor:
+    frames = torch.as_tensor(frames, dtype=torch.int64)
+    if frames.min() < 0 or frames.max() >= num_frames:
+        raise IndexError(f"frames must be in [0, {num_frames}), got {frames.min()}..{frames.max()}")
+    return frames
+
+
+def _forget_before(encoded: dict[int, torch.Tensor], chunk: int) -> None:
+    for old in [c for c in encoded if c < chunk]:
+        del encoded[old]
 
 
 def _sample(frame: int, fps: float) -> int:
     return round(frame * SAMPLE_RATE / fps)
-
-
-def pad_audio_reversed(audio: np.ndarray, num_frames: int, fps: float) -> np.ndarray:
-    """Extend audio to cover `num_frames` frames by mirroring its tail.
-
-    A mirrored tail keeps the speech envelope continuous at the cut (silence would make the
-    mouth snap shut in the padding frames, which are trimmed afterwards anyway).
-    """
-    needed = int(np.ceil(num_frames * SAMPLE_RATE / fps))
-    if audio.size >= needed:
-        return audio
-    pieces = [audio]
-    length = audio.size
-    reverse = True
-    while length < needed:
-        piece = audio[::-1] if reverse else audio
-        pieces.append(piece[: needed - length])
-        length += pieces[-1].size
-        reverse = not reverse
-    return np.concatenate(pieces)

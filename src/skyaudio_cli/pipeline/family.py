@@ -1,15 +1,30 @@
 """Per-family generation defaults, read from weights.toml so there is one source of truth."""
 
+import re
 from dataclasses import dataclass
 
-# The negative prompt the Wan2.1 family was trained with (kept in the original language, as the
-# text encoder saw it).
-WAN_NEGATIVE_PROMPT = (
-    "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
-    "JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，"
-    "手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走"
-)
+from skyaudio_cli.errors import InputError
+
+# Negative prompts by the name weights.toml gives them. "wan" is the one the Wan2.1 family was
+# trained with (kept in the original language, as the text encoder saw it; HuMo uses it);
+# "wan-english" is its English version, which the SkyReels-V3 talking-avatar and InfiniteTalk
+# configs set instead.
+NEGATIVE_PROMPTS = {
+    "wan": (
+        "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
+        "JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，"
+        "手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走"
+    ),
+    "wan-english": (
+        "bright tones, overexposed, static, blurred details, subtitles, style, works, paintings, images, "
+        "static, overall gray, worst quality, low quality, JPEG compression residue, ugly, incomplete, "
+        "extra fingers, poorly drawn hands, poorly drawn faces, deformed, disfigured, misshapen limbs, "
+        "fused fingers, still picture, messy background, three legs, many people in the background, "
+        "walking backwards"
+    ),
+}
 DEFAULT_PROMPT = "A person talks to the camera with natural facial expressions and clear lip movements."
+_LUFS = re.compile(r"^(-?\d+(?:\.\d+)?) LUFS$")
 
 
 @dataclass(frozen=True)
@@ -33,10 +48,40 @@ class FamilyDefaults:
     motion_frames: int = 5
     fusion_overlap: int = 5
     prompt: str = DEFAULT_PROMPT
-    negative_prompt: str = WAN_NEGATIVE_PROMPT
+    negative_prompt: str = NEGATIVE_PROMPTS["wan"]
+    # The fixed prompt the release conditions every window after its first pass on (SkyReels-V3's
+    # "connection prompt"); None: every window hears the user's prompt.
+    connection_prompt: str | None = None
+    # Speech loudness the encoder is fed at (integrated LUFS), or None: the samples' own level.
+    loudness_lufs: float | None = -23.0
+    # Feature frame count: ceil or floor of duration x fps (wav2vec2 families).
+    audio_frames: str = "ceil"
+    # Guidance scales below this are refused: the release runs a term only when its scale is
+    # above 1, so a smaller value would silently mean "off" there (SkyReels-V3).
+    min_guidance_scale: float | None = None
+    # Shift at 720p where the release switches it with the resolution (InfiniteTalk: 11).
+    shift_720p: float | None = None
+    size_buckets: str = "skyreels"
     random_weights: bool = False
     # A preset's LoRA (its family's `lora` component) is fused at this scale.
     lora_scale: float = 1.0
+
+    def shift_for(self, resolution: str | None) -> float:
+        if self.shift_720p is not None and (resolution or self.resolution) == "720p":
+            return self.shift_720p
+        return self.shift
+
+    def check_scales(self, text_scale: float | None, audio_scale: float | None) -> None:
+        """Refuse guidance scales this family's release would not run (before any model loads)."""
+        if self.min_guidance_scale is None:
+            return
+        for option, value in (("--text-scale", text_scale), ("--audio-scale", audio_scale)):
+            if value is not None and value < self.min_guidance_scale:
+                raise InputError(
+                    f"{option} {value:g}: model '{self.family}' guides only with scales above "
+                    f"{self.min_guidance_scale:g} ({self.min_guidance_scale:g} turns the term off); "
+                    f"use a value >= {self.min_guidance_scale:g}"
+                )
 
 
 def family_defaults(family: str) -> FamilyDefaults:
@@ -62,6 +107,23 @@ def family_defaults(family: str) -> FamilyDefaults:
         guidance_switch_timestep=(
             float(d["guidance_switch_timestep"]) if "guidance_switch_timestep" in d else None
         ),
+        negative_prompt=NEGATIVE_PROMPTS[str(d.get("negative_prompt", "wan"))],
+        connection_prompt=str(d["connection_prompt"]) if "connection_prompt" in d else None,
+        loudness_lufs=_loudness(str(d.get("loudness", "-23 LUFS"))),
+        audio_frames=str(d.get("audio_frames", "ceil")),
+        min_guidance_scale=float(d["min_guidance_scale"]) if "min_guidance_scale" in d else None,
+        shift_720p=float(d["shift_720p"]) if "shift_720p" in d else None,
+        size_buckets=str(d.get("size_buckets", "skyreels")),
         random_weights=spec.generated,
         lora_scale=float(d.get("lora_scale", 1.0)),
     )
+
+
+def _loudness(text: str) -> float | None:
+    """weights.toml's `loudness`: "none" or "<target> LUFS"."""
+    if text == "none":
+        return None
+    match = _LUFS.match(text)
+    if match is None:
+        raise ValueError(f'weights.toml loudness must be "none" or "<number> LUFS", got {text!r}')
+    return float(match[1])

@@ -38,7 +38,7 @@ from skyaudio_cli.conditioning.audio_features import num_video_frames, require_m
 from skyaudio_cli.conditioning.audio_windows import humo_latent_windows, humo_window_frames
 from skyaudio_cli.errors import InputError
 from skyaudio_cli.media.audio import Wave
-from skyaudio_cli.pipeline.audio_stream import AudioFeatureStream
+from skyaudio_cli.pipeline.audio_stream import WhisperFeatureStream, feature_stream
 from skyaudio_cli.pipeline.buckets import pick_size
 from skyaudio_cli.pipeline.conditioning import latent_frame_count, padded_frame_count
 from skyaudio_cli.pipeline.fusion import fused_sample
@@ -52,7 +52,7 @@ from skyaudio_cli.sampling.unipc import sample_unipc, unipc_timesteps
 # The release letterboxes the portrait onto white.
 LETTERBOX_FILL = (255, 255, 255)
 # Without a portrait the release renders its 16:9 size (1280x720 / 832x480).
-TEXT_ONLY_ASPECT = 16 / 9
+TEXT_ONLY_SIZE = (16, 9)
 _MASK_CHANNELS = 4
 _MASKED_CONDITION_CHANNELS = 36
 
@@ -87,20 +87,18 @@ class HumoPipeline(TalkingVideoPipeline):
         stride = self.vae.spatial_stride
         if portrait is None:
             return torch.zeros(1, self.vae.z_dim, 1, height // stride, width // stride, device=self.device)
-        fitted = ImageOps.pad(
-            portrait, (width, height), method=Image.Resampling.LANCZOS, color=LETTERBOX_FILL
-        )
+        fitted = letterbox(portrait, width, height)
         pixels = torch.from_numpy(np.asarray(fitted, dtype=np.float32)).permute(2, 0, 1)
         pixels = (pixels[None, :, None] / 127.5 - 1.0).to(self.device)
         return self.vae.encode(pixels)
 
-    @torch.no_grad()
-    def encode_audio_windows(self, audio: np.ndarray, num_frames: int, latent_frames: int) -> torch.Tensor:
-        """[1, latent_frames + 1, 8, 5, 1280]: HuMo's per-latent windows, then the reference frame's zeros."""
-        features = self.audio_encoder.encode(audio, num_frames)
-        return self.with_reference_window(humo_latent_windows(features, latent_frames))
+    def encode_audio_windows(self, features: WhisperFeatureStream, latent_frames: int) -> torch.Tensor:
+        """[1, latent_frames + 1, 8, 5, 1280]: HuMo's per-latent windows over all the audio's rows,
+        then the reference frame's zeros."""
+        rows = features.rows(range(features.num_frames))
+        return self.with_reference_window(humo_latent_windows(rows, latent_frames))
 
-    def window_audio(self, features: AudioFeatureStream, window: LatentWindow) -> torch.Tensor:
+    def window_audio(self, features: WhisperFeatureStream, window: LatentWindow) -> torch.Tensor:
         """A long video's window: the audio windows of its latents as in the whole video's table,
         from only the feature rows they reach, then the reference frame's zeros."""
         reach = humo_window_frames(window.start, window.stop)
@@ -250,6 +248,7 @@ class HumoPipeline(TalkingVideoPipeline):
         start_frames: np.ndarray | None = None,
         prompt: str | None = None,
         negative_prompt: str | None = None,
+        keep_prompt: bool = False,
         resolution: str | None = None,
         seed: int = 0,
         steps: int | None = None,
@@ -260,7 +259,8 @@ class HumoPipeline(TalkingVideoPipeline):
         progress: ProgressFn | None = None,
     ) -> VideoStream:
         """Frames at 25 fps for 16 kHz mono ``audio`` of any length, generated when ``frames`` is
-        iterated (``TalkingVideoPipeline.stream``'s interface); ``portrait`` None = text + audio mode."""
+        iterated (``TalkingVideoPipeline.stream``'s interface); ``portrait`` None = text + audio mode.
+        Every window hears ``prompt`` (HuMo has no connection prompt), so ``keep_prompt`` changes nothing."""
         d = self.defaults
         if start_frames is not None:
             raise InputError(f"{d.family}: HuMo models cannot continue a video (no motion frames)")
@@ -299,14 +299,14 @@ class HumoPipeline(TalkingVideoPipeline):
             )
             generator = torch.Generator("cpu").manual_seed(seed)
             conditions = partial(self.window_conditions, text, negative_text, reference)
+            features = feature_stream(self.audio_encoder, audio, d.fps)
             if single:
-                audio_windows = self.encode_audio_windows(audio[:], num_frames, num_latents)
+                audio_windows = self.encode_audio_windows(features, num_latents)
                 latents = self.one_window_latents(
                     conditions(audio_windows, masked), guidance, steps, shift, generator, on_step
                 )
                 chunks = iter([latents])
             else:
-                features = AudioFeatureStream(self.audio_encoder, audio, num_frames, d.fps)
                 chunks = self.fused_latents(
                     windows,
                     lambda window: conditions(self.window_audio(features, window), masked),
@@ -342,5 +342,17 @@ class HumoPipeline(TalkingVideoPipeline):
         return latents[:, :, :-1]
 
     def output_size(self, portrait: Image.Image | None, resolution: str | None) -> tuple[int, int]:
-        aspect = portrait.width / portrait.height if portrait is not None else TEXT_ONLY_ASPECT
-        return pick_size(resolution or self.defaults.resolution, aspect)
+        width, height = (portrait.width, portrait.height) if portrait is not None else TEXT_ONLY_SIZE
+        return pick_size(resolution or self.defaults.resolution, width, height, self.defaults.size_buckets)
+
+
+def letterbox(image: Image.Image, width: int, height: int) -> Image.Image:
+    """`image` fitted inside width x height on white bars, as HuMo's generate.py fits its reference:
+    the long side to the frame, the other truncated to int, Lanczos, then bars of (excess // 2)
+    before and the rest after."""
+    aspect = image.width / image.height
+    size = (width, int(width / aspect)) if aspect > width / height else (int(height * aspect), height)
+    fitted = image.resize(size, Image.Resampling.LANCZOS)
+    extra_w, extra_h = width - size[0], height - size[1]
+    border = (extra_w // 2, extra_h // 2, extra_w - extra_w // 2, extra_h - extra_h // 2)
+    return ImageOps.expand(fitted, border, fill=LETTERBOX_FILL)

@@ -27,7 +27,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from skyaudio_cli.pipeline.audio_stream import AudioFeatureStream
+from skyaudio_cli.pipeline.audio_stream import ChunkedFeatureStream, WhisperFeatureStream
 from skyaudio_cli.pipeline.colour import LabStats, match_colours
 from skyaudio_cli.pipeline.conditioning import latent_frame_count, padded_frame_count
 from skyaudio_cli.pipeline.fusion import fused_sample
@@ -60,16 +60,23 @@ class MotionScheme:
     keyframes: bool
     drop: int  # frames discarded at the end of every window but the last
     clip_from_motion: bool  # CLIP tokens of the first motion frame instead of the reference
+    # The first window holds the reference's own latent on latent 0 (clean, before and after
+    # every step), as later windows hold their motion latents: InfiniteTalk does, SkyReels-V3 not.
+    hold_reference: bool
+    # Audio context past the padded timeline is clamped to it (SkyReels-V3) or keeps mirroring.
+    clamp_audio_to_padded: bool
 
 
 MOTION_SCHEMES = {
     LongVideoMode.skyreels: MotionScheme(
-        noised=True, motion_in_condition=True, keyframes=True, drop=12, clip_from_motion=True
+        noised=True, motion_in_condition=True, keyframes=True, drop=12, clip_from_motion=True,
+        hold_reference=False, clamp_audio_to_padded=True,
     ),
     LongVideoMode.infinitetalk: MotionScheme(
-        noised=False, motion_in_condition=False, keyframes=False, drop=0, clip_from_motion=False
+        noised=False, motion_in_condition=False, keyframes=False, drop=0, clip_from_motion=False,
+        hold_reference=True, clamp_audio_to_padded=False,
     ),
-}
+}  # fmt: skip
 
 KnownForWindow = Callable[[Window], KnownLatents | None]
 
@@ -80,9 +87,11 @@ class Request:
 
     text: torch.Tensor
     negative_text: torch.Tensor
+    # The text of the windows after a preview (SkyReels-V3's connection prompt); None: `text`.
+    connection_text: torch.Tensor | None
     reference: torch.Tensor  # [1, 3, H, W] in [-1, 1]
     reference_tokens: torch.Tensor
-    audio: AudioFeatureStream
+    audio: ChunkedFeatureStream | WhisperFeatureStream
     timesteps: torch.Tensor
     scales: GuidanceScales
     generator: torch.Generator
@@ -103,13 +112,17 @@ class WindowedGenerator:
 
     def motion_frames(self, plan: WindowPlan, scheme: MotionScheme) -> Iterator[torch.Tensor]:
         """Colour-matched frames [n, 3, H, W] in [-1, 1], window by window, in order."""
-        keyframes = self._preview_keyframes(plan) if scheme.keyframes and not plan.single else {}
+        preview = scheme.keyframes and not plan.single
+        keyframes = self._preview_keyframes(plan) if preview else {}
+        text = self.request.text
+        if preview and self.request.connection_text is not None:
+            text = self.request.connection_text
         keep = max(w.motion for w in plan.windows)
         tail = self.request.start_frames  # the last `keep` frames written so far
         for window in plan.windows:
             motion = tail[len(tail) - window.motion :] if window.motion else None
             keyframe = keyframes.get(keyframe_source_index(window, plan, self._window_frames))
-            latents = self._denoise_motion_window(window, plan, scheme, motion, keyframe)
+            latents = self._denoise_motion_window(window, plan, scheme, motion, keyframe, text)
             for chunk in self._decode(latents, window.emit_start, window.emit_stop):
                 if keep:
                     tail = chunk[-keep:] if tail is None else torch.cat([tail, chunk])[-keep:]
@@ -124,7 +137,7 @@ class WindowedGenerator:
         preview = Window(-1, 0, self._window_frames, 0, self._window_frames)
         wanted = {keyframe_source_index(w, plan, self._window_frames) for w in plan.windows}
         latents = self._denoise_motion_window(
-            preview, plan, MOTION_SCHEMES[LongVideoMode.skyreels], None, None
+            preview, plan, MOTION_SCHEMES[LongVideoMode.skyreels], None, None, self.request.text
         )
         keyframes, index = {}, 0
         for chunk in self._decode(latents, 0, max(wanted) + 1):
@@ -141,6 +154,7 @@ class WindowedGenerator:
         scheme: MotionScheme,
         motion: torch.Tensor | None,
         keyframe: torch.Tensor | None,
+        text: torch.Tensor,
     ) -> torch.Tensor:
         pipe, request = self.pipe, self.request
         video = request.reference.new_zeros(1, 3, window.length, *request.reference.shape[-2:])
@@ -160,6 +174,8 @@ class WindowedGenerator:
         if motion is not None and scheme.clip_from_motion:
             tokens = pipe.encode_image(motion[:1])
         held = []
+        if motion is None and scheme.hold_reference:
+            motion = request.reference
         if motion is not None:
             motion_latents = pipe.vae.encode(motion.transpose(0, 1)[None].to(torch.float32))
             held.append(
@@ -172,10 +188,10 @@ class WindowedGenerator:
 
         velocity = pipe.velocity_function(
             condition=condition,
-            text=request.text,
+            text=text,
             negative_text=request.negative_text,
             image_tokens=tokens,
-            audio=self._audio(window, plan),
+            audio=self._audio(window, plan, clamp_to_padded=scheme.clamp_audio_to_padded),
             scales=request.scales,
         )
         latents = pipe.prepare_latents(condition, request.generator)
@@ -237,8 +253,10 @@ class WindowedGenerator:
 
     # -- shared -------------------------------------------------------------------------------
 
-    def _audio(self, window: Window, plan: WindowPlan) -> torch.Tensor:
-        rows = self.request.audio.rows(audio_frame_indices(window, plan))
+    def _audio(self, window: Window, plan: WindowPlan, *, clamp_to_padded: bool = True) -> torch.Tensor:
+        audio = self.request.audio
+        indices = audio_frame_indices(window, plan, audio.num_frames, clamp_to_padded=clamp_to_padded)
+        rows = audio.rows(indices)
         return self.pipe.audio_windows(rows, window.length)
 
     def _decode(self, latents: torch.Tensor, start: int, stop: int) -> Iterator[torch.Tensor]:

@@ -29,7 +29,7 @@ from skyaudio_cli.media.soundtrack import Segment, Soundtrack
 from skyaudio_cli.media.video import VideoInfo, iter_frames, probe_video, read_last_frames
 from skyaudio_cli.pipeline.acceleration import Acceleration
 from skyaudio_cli.pipeline.cache import PipelineCache, PipelineKey
-from skyaudio_cli.pipeline.family import family_defaults
+from skyaudio_cli.pipeline.family import FamilyDefaults, family_defaults
 from skyaudio_cli.pipeline.frame_rate import output_frame_count, resample_frame_indices
 from skyaudio_cli.pipeline.talking_video import SAMPLE_RATE, TalkingVideoPipeline, VideoStream
 from skyaudio_cli.pipeline.video_output import resized, retime, video_sink
@@ -64,8 +64,9 @@ def run_generate(job: GenerateJob, pipelines: PipelineCache | None = None) -> di
     # HuMo also renders a person from the prompt alone; the a2v families animate a given face.
     if job.portrait is None and defaults.architecture != "humo":
         raise InputError(f"--portrait is required for model '{resolved.family}' (it animates a given face)")
+    defaults.check_scales(s.text_scale, s.audio_scale)
     warn_if_random_weights(resolved.family, defaults)
-    speech = load_speech(job.audio, s.max_audio_seconds)
+    speech = at_family_loudness(load_speech(job.audio, s.max_audio_seconds), defaults)
     portrait = load_portrait(job.portrait) if job.portrait is not None else None
     stream = _start_stream(load_pipeline(pipelines, s), s, speech, portrait=portrait)
     fps = s.fps or stream.fps
@@ -112,7 +113,9 @@ def run_extend(job: ExtendJob, pipelines: PipelineCache | None = None) -> dict:
     speech = load_speech(job.audio, s.max_audio_seconds)
     resolved = resolve_model(s.family)
     defaults = family_defaults(resolved.family)
+    defaults.check_scales(s.text_scale, s.audio_scale)
     warn_if_random_weights(resolved.family, defaults)
+    speech = at_family_loudness(speech, defaults)
     context = _last_frames(source, defaults.motion_frames, defaults.fps)
     stream = _start_stream(load_pipeline(pipelines, s), s, speech, start_frames=context)
 
@@ -167,12 +170,20 @@ def warn_if_random_weights(family: str, defaults) -> None:
 
 
 def load_speech(path: Path, max_seconds: float) -> AudioFile:
-    """The speech at the encoders' rate, loudness-normalised, read from disk as windows need it."""
+    """The speech at the encoders' rate, checked, read from disk as windows need it."""
     speech = open_audio(path, sample_rate=SAMPLE_RATE)
     check_audio(speech, path, max_seconds=max_seconds)
     if is_silent(speech):
         output.warn(f"audio file {path} is silent: the face will not speak")
-    return normalize_loudness(speech, SAMPLE_RATE)
+    return speech
+
+
+def at_family_loudness(speech: AudioFile, defaults: FamilyDefaults) -> AudioFile:
+    """The speech at the level the family's release feeds its encoder: a LUFS target (the wav2vec2
+    families; -23) or its own level (HuMo: Whisper's log-mel is not scale-invariant)."""
+    if defaults.loudness_lufs is None:
+        return speech
+    return normalize_loudness(speech, SAMPLE_RATE, target_lufs=defaults.loudness_lufs)
 
 
 def load_pipeline(pipelines: PipelineCache | None, s: Settings) -> TalkingVideoPipeline:
@@ -198,7 +209,8 @@ def load_pipeline(pipelines: PipelineCache | None, s: Settings) -> TalkingVideoP
 def _start_stream(pipe: TalkingVideoPipeline, s: Settings, speech: AudioFile, **source) -> VideoStream:
     """The job's video as a stream; `source` is the portrait or the start frames to continue."""
     return pipe.stream(
-        audio=speech, prompt=s.prompt, negative_prompt=s.negative_prompt, resolution=s.resolution,
+        audio=speech, prompt=s.prompt, negative_prompt=s.negative_prompt, keep_prompt=s.keep_prompt,
+        resolution=s.resolution,
         seed=s.seed, steps=s.steps, shift=s.shift, text_scale=s.text_scale, audio_scale=s.audio_scale,
         long_video_mode=s.long_video_mode, **source,
     )  # fmt: skip

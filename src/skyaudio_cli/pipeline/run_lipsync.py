@@ -32,7 +32,13 @@ from skyaudio_cli.pipeline.lipsync import (
     single_frames,
 )
 from skyaudio_cli.pipeline.long_video import LongVideoMode
-from skyaudio_cli.pipeline.run import load_pipeline, load_speech, step_progress, warn_if_random_weights
+from skyaudio_cli.pipeline.run import (
+    at_family_loudness,
+    load_pipeline,
+    load_speech,
+    step_progress,
+    warn_if_random_weights,
+)
 from skyaudio_cli.pipeline.source_frames import frames_in_order
 from skyaudio_cli.pipeline.talking_video import VideoStream
 
@@ -40,7 +46,7 @@ SAMPLE_RATE = 16000
 MUX_SAMPLE_RATE = 48000
 # Face crops are square: faces are roughly square, and a square crop gives the mouth the most of
 # the model's pixels for any head pose.
-CROP_ASPECT = 1.0
+CROP_ASPECT = 1.0  # square face crops: the model's size comes from a 1 x 1 source
 
 
 @dataclass
@@ -75,7 +81,9 @@ def prepare_edit(job: EditLipsyncJob, pipelines=None) -> EditRun:
     seconds = audio_duration(speech, SAMPLE_RATE)
     resolved = resolve_model(s.model)
     defaults = family_defaults(resolved.family)
+    defaults.check_scales(s.text_scale, s.audio_scale)
     warn_if_random_weights(resolved.family, defaults)
+    speech = at_family_loudness(speech, defaults)
 
     with output.stderr.status("finding the face in every frame..."):
         regions, mask_source = _regions(job, info)
@@ -160,7 +168,7 @@ def _generate(job: EditLipsyncJob, plan: EditPlan, regions: Regions, speech: Wav
     pipe = load_pipeline(pipelines, s)
     if getattr(pipe, "image_encoder", None) is None:
         raise InputError(f"--model {s.model}: edit-lipsync needs a family conditioned on a reference image")
-    width, height = pick_size(s.resolution or pipe.defaults.resolution, CROP_ASPECT)
+    width, height = pick_size(s.resolution or pipe.defaults.resolution, 1, 1, pipe.defaults.size_buckets)
     crops = SourceCrops(plan, regions, width, height, keep=pipe.defaults.frames_per_window)
     # Latent fusion has no per-window hook to hold the source latents; edits chain windows by motion
     # frames, which every image-conditioned family supports.
@@ -169,8 +177,9 @@ def _generate(job: EditLipsyncJob, plan: EditPlan, regions: Regions, speech: Wav
         mode = LongVideoMode.infinitetalk
     stream = pipe.stream(
         audio=speech, portrait=Image.fromarray(crops.first_crop()), prompt=s.prompt,
-        negative_prompt=s.negative_prompt, resolution=f"{width}x{height}", seed=s.seed, steps=s.steps,
-        shift=s.shift, text_scale=s.text_scale, audio_scale=s.audio_scale, long_video_mode=mode,
+        negative_prompt=s.negative_prompt, keep_prompt=s.keep_prompt, resolution=f"{width}x{height}",
+        seed=s.seed, steps=s.steps, shift=s.shift or pipe.defaults.shift_for(s.resolution),
+        text_scale=s.text_scale, audio_scale=s.audio_scale, long_video_mode=mode,
         known_for_window=known_outside_mask(pipe, crops, s.seed),
     )  # fmt: skip
     if stream.num_frames != plan.model_frames:

@@ -39,7 +39,7 @@ from skyaudio_cli.media.image import resize_center_crop
 from skyaudio_cli.model.checkpoint import set_adapters
 from skyaudio_cli.model.transformer import AudioWanTransformer3DModel
 from skyaudio_cli.pipeline.acceleration import Acceleration, denoising_session, load_accelerated_transformer
-from skyaudio_cli.pipeline.audio_stream import AudioFeatureStream
+from skyaudio_cli.pipeline.audio_stream import feature_stream
 from skyaudio_cli.pipeline.buckets import pick_size
 from skyaudio_cli.pipeline.conditioning import known_frames_mask, latent_frame_count, padded_frame_count
 from skyaudio_cli.pipeline.device import resolve_attention_backend, resolve_device, resolve_dtype
@@ -190,6 +190,10 @@ class TalkingVideoPipeline:
         return embeddings[:1].to(self.dtype), embeddings[1:].to(self.dtype)
 
     @torch.no_grad()
+    def encode_text(self, prompt: str) -> torch.Tensor:
+        return self.text_encoder.encode([prompt]).to(self.dtype)
+
+    @torch.no_grad()
     def encode_image(self, frames: torch.Tensor) -> torch.Tensor:
         """CLIP tokens [1, N, C] of one frame [1, 3, H, W] in [-1, 1]."""
         return self.image_encoder.encode(frames.to(self.device)).to(self.dtype)
@@ -295,6 +299,7 @@ class TalkingVideoPipeline:
         start_frames: np.ndarray | None = None,
         prompt: str | None = None,
         negative_prompt: str | None = None,
+        keep_prompt: bool = False,
         resolution: str | None = None,
         seed: int = 0,
         steps: int | None = None,
@@ -309,7 +314,9 @@ class TalkingVideoPipeline:
 
         Give `portrait` to animate it, or `start_frames` (uint8 [n, H, W, 3], the end of a video)
         to continue them (`extend`): the continuation starts from those frames as motion context,
-        and the last one serves as the reference. Nothing runs until the stream is iterated.
+        and the last one serves as the reference. `keep_prompt` conditions the windows after a
+        preview on `prompt` too, instead of the family's connection prompt. Nothing runs until the
+        stream is iterated.
         """
         d = self.defaults
         audio = require_speech(audio) if isinstance(audio, np.ndarray) else require_mono(audio)
@@ -319,12 +326,14 @@ class TalkingVideoPipeline:
         mode = self.resolve_mode(long_video_mode, extending=start_frames is not None)
         if start_frames is not None:
             width, height = pick_size(
-                resolution or d.resolution, start_frames.shape[2] / start_frames.shape[1]
+                resolution or d.resolution, start_frames.shape[2], start_frames.shape[1], d.size_buckets
             )
             context = frames_to_tensor(fit_motion_context(start_frames, d.motion_frames), width, height)
             reference = context[-1:]
         else:
-            width, height = pick_size(resolution or d.resolution, portrait.width / portrait.height)
+            width, height = pick_size(
+                resolution or d.resolution, portrait.width, portrait.height, d.size_buckets
+            )
             context = None
             reference = frames_to_tensor(
                 np.asarray(resize_center_crop(portrait.convert("RGB"), width, height))[None], width, height
@@ -346,7 +355,8 @@ class TalkingVideoPipeline:
                 first_motion=0 if context is None else d.motion_frames,
             )  # fmt: skip
             windows = len(plan.windows) + (1 if scheme.keyframes and not plan.single else 0)
-        timesteps = shifted_timesteps(steps or d.steps, shift or d.shift).to(torch.float32)
+        timesteps = shifted_timesteps(steps or d.steps, shift or d.shift_for(resolution)).to(torch.float32)
+        connection_prompt = None if keep_prompt else d.connection_prompt
         video = VideoStream(
             frames=iter(()), fps=d.fps, width=width, height=height, num_frames=num_frames,
             windows=windows, mode=str(mode), progress=progress,
@@ -358,9 +368,10 @@ class TalkingVideoPipeline:
             request = Request(
                 text=text,
                 negative_text=negative_text,
+                connection_text=None if connection_prompt is None else self.encode_text(connection_prompt),
                 reference=reference,
                 reference_tokens=self.encode_image(reference),
-                audio=AudioFeatureStream(self.audio_encoder, audio, num_frames, d.fps),
+                audio=feature_stream(self.audio_encoder, audio, d.fps, d.audio_frames),
                 timesteps=timesteps,
                 scales=GuidanceScales(
                     text=d.text_scale if text_scale is None else text_scale,

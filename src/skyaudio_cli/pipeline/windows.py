@@ -99,17 +99,19 @@ def mirrored_index(index: int, length: int) -> int:
     return phase if phase < length else period - 1 - phase
 
 
-def audio_frame_indices(window: Window, plan: WindowPlan, radius: int = 2) -> list[int]:
-    """Real audio frame for each of the window's frames plus `radius` context frames either side.
+def audio_frame_indices(
+    window: Window, plan: WindowPlan, audio_frames: int, *, clamp_to_padded: bool = True, radius: int = 2
+) -> list[int]:
+    """Audio feature row for each of the window's frames plus `radius` context frames either side.
 
-    Context is clamped to the padded timeline (as the releases clamp their padded features) and to
-    frame 0 (extend's motion frames come before the new audio), then mirrored into the real audio.
+    Context is clamped to frame 0 (extend's motion frames come before the new audio) and, where the
+    release clamps its padded features (SkyReels-V3), to the padded timeline; then indices past the
+    `audio_frames` real rows are mirrored into them, as both releases extend their per-frame
+    embeddings with a reversed tail (InfiniteTalk's tail always reaches 3 frames past the window).
     """
     first, stop = window.start - radius, window.start + window.length + radius
-    return [
-        mirrored_index(min(max(frame, 0), plan.padded_frames - 1), plan.num_frames)
-        for frame in range(first, stop)
-    ]
+    last = plan.padded_frames - 1 if clamp_to_padded else stop
+    return [mirrored_index(min(max(frame, 0), last), audio_frames) for frame in range(first, stop)]
 
 
 def keyframe_source_index(window: Window, plan: WindowPlan, preview_frames: int) -> int:
