@@ -81,9 +81,10 @@ def test_infinitetalk_presets_are_the_readme_recipes(preset: str, steps: int, re
     """InfiniteTalk's README: lightx2v 4 steps, FusioniX 8; text guidance 1, audio 2, shift 2, LoRA 1."""
     base, spec = get_model("infinitetalk"), get_model(preset_family("infinitetalk", preset))
     assert spec.preset_of == "infinitetalk" and spec.name == f"infinitetalk-{preset}"
-    recipe = ("steps", "shift", "text_guidance", "audio_guidance", "lora_scale")
+    recipe = ("steps", "shift", "shift_720p", "text_guidance", "audio_guidance", "lora_scale")
     assert {key: spec.defaults[key] for key in recipe} == {
-        "steps": steps, "shift": 2.0, "text_guidance": 1.0, "audio_guidance": 2.0, "lora_scale": 1.0,
+        "steps": steps, "shift": 2.0, "shift_720p": 2.0, "text_guidance": 1.0, "audio_guidance": 2.0,
+        "lora_scale": 1.0,
     }  # fmt: skip
     assert spec.defaults["motion_frames"] == base.defaults["motion_frames"]  # the rest is the family's
     assert dict(spec.components) == {**base.components, "lora": spec.components["lora"]}
