@@ -201,7 +201,8 @@ def load_pipeline(pipelines: PipelineCache | None, s: Settings) -> TalkingVideoP
             on_load=lambda part: status.update(f"loading {part}..."),
             loras=loras,
         )
-        status.update("fusing LoRA adapters...")
+        if pipe.loras != (*pipe.family_loras, *loras):
+            status.update("fusing LoRA adapters...")
         pipe.use_loras(loras)
         return pipe
 
