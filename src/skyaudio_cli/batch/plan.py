@@ -13,6 +13,7 @@ from skyaudio_cli.batch.manifest import BatchJob, ManifestLine, parse_line
 from skyaudio_cli.batch.results import FAILED, SKIPPED, JobResult
 from skyaudio_cli.batch.tasks import task_spec
 from skyaudio_cli.errors import InputError, SkyaudioError
+from skyaudio_cli.weights.manifest import base_family
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,14 @@ class Plan:
         alternates models would reload them job after job; grouped, each loads once. Results
         are still written in manifest order.
         """
+
+        def loads(job: BatchJob) -> str:  # a preset runs on its base family's loaded model
+            return base_family(job.job.settings.family)
+
         first_seen: dict[str, int] = {}
         for job in self.to_run:
-            first_seen.setdefault(job.job.settings.family, len(first_seen))
-        return sorted(self.to_run, key=lambda job: first_seen[job.job.settings.family])
+            first_seen.setdefault(loads(job), len(first_seen))
+        return sorted(self.to_run, key=lambda job: first_seen[loads(job)])
 
 
 def plan_batch(lines: list[ManifestLine], *, shard: Shard | None, resume: bool, device: str | None) -> Plan:

@@ -37,8 +37,9 @@ class PipelineCache:
         on_load: Callable[[str], None] | None = None,
         loras: tuple[tuple[Path, float], ...] = (),
     ) -> TalkingVideoPipeline:
-        """The loaded pipeline for `key`, loaded now if need be with `loras` fused while loading (a
-        cached pipeline keeps the LoRAs it has: the caller sets them with `use_loras`)."""
+        """The loaded pipeline for `key`, loaded now if need be with `loras` (file, scale) fused into
+        the transformer while it loads (a cached pipeline keeps the LoRAs it has: the caller sets them
+        with `use_family` / `use_loras`)."""
         if key not in self._loaded:
             # Evict before loading: two 19B models do not fit side by side on one GPU.
             while len(self._loaded) >= self.capacity:

@@ -31,7 +31,7 @@ from skyaudio_cli.pipeline.acceleration import Acceleration
 from skyaudio_cli.pipeline.cache import PipelineCache, PipelineKey
 from skyaudio_cli.pipeline.family import FamilyDefaults, family_defaults
 from skyaudio_cli.pipeline.frame_rate import output_frame_count, resample_frame_indices
-from skyaudio_cli.pipeline.talking_video import SAMPLE_RATE, TalkingVideoPipeline, VideoStream
+from skyaudio_cli.pipeline.talking_video import SAMPLE_RATE, TalkingVideoPipeline, VideoStream, family_loras
 from skyaudio_cli.pipeline.video_output import resized, retime, video_sink
 
 # Muxed audio is decoded at this rate so the output keeps the input's quality, not the 16 kHz
@@ -187,20 +187,29 @@ def at_family_loudness(speech: AudioFile, defaults: FamilyDefaults) -> AudioFile
 
 
 def load_pipeline(pipelines: PipelineCache | None, s: Settings) -> TalkingVideoPipeline:
-    """The job's pipeline (loaded once per model and runtime settings) with exactly the job's LoRAs
-    (and its preset's) fused: a cached pipeline fused with other LoRAs is re-fused exactly."""
+    """The job's pipeline with exactly the job's LoRAs and its preset's fused. Loaded once per base
+    family and runtime settings: a preset shares its family's loaded model (the same weights), and a
+    cached pipeline fused with other LoRAs is re-fused exactly."""
+    from skyaudio_cli.weights import resolve_model
     from skyaudio_cli.weights.lora_files import LoraRef
+    from skyaudio_cli.weights.manifest import base_family
 
     acceleration = Acceleration(fp8=s.fp8, offload=s.offload, compile=s.compile, cache=s.cache)
     pipelines = pipelines or PipelineCache()
+    resolved = resolve_model(s.family)
+    defaults = family_defaults(resolved.family)
+    recipe = family_loras(resolved.components, defaults)
+    base = base_family(s.family)
     with output.stderr.status("loading model...") as status:
         refs = [LoraRef.parse(text) for text in s.lora]
         loras = tuple((ref.local_path(), ref.scale) for ref in refs)
         pipe = pipelines.get(
-            PipelineKey(s.family, s.device, s.dtype, s.attention, acceleration),
+            PipelineKey(base, s.device, s.dtype, s.attention, acceleration),
             on_load=lambda part: status.update(f"loading {part}..."),
-            loras=loras,
+            # Loading its own family adds the recipe itself; loading a preset's base does not.
+            loras=loras if base == s.family else (*recipe, *loras),
         )
+        pipe.use_family(defaults, recipe)
         if pipe.loras != (*pipe.family_loras, *loras):
             status.update("fusing LoRA adapters...")
         pipe.use_loras(loras)

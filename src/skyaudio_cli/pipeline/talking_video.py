@@ -13,7 +13,7 @@ prepare_condition / prepare_latents -> denoise (one window) -> decode; the windo
 windows into a video of any length live in long_video.py.
 """
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,12 +128,12 @@ class TalkingVideoPipeline:
         transformer_files = [parts["transformer"]] + (
             [parts["transformer_adapter"]] if "transformer_adapter" in parts else []
         )
-        family_loras = ((parts["lora"], defaults.lora_scale),) if "lora" in parts else ()
+        recipe = family_loras(parts, defaults)
         transformer = load_accelerated_transformer(
             transformer_files, device=torch_device, dtype=torch_dtype,
             attention=resolve_attention_backend(attention, torch_device),
             acceleration=acceleration or Acceleration(), num_steps=defaults.steps,
-            adapters=(*family_loras, *loras),
+            adapters=(*recipe, *loras),
         )  # fmt: skip
         step("vae")
         # Like the reference, the VAE runs in float32: it is small, and bf16 decoding shows banding.
@@ -156,7 +156,7 @@ class TalkingVideoPipeline:
         return cls(
             transformer=transformer, vae=vae, text_encoder=text_encoder, image_encoder=image_encoder,
             audio_encoder=audio_encoder, defaults=defaults, device=torch_device, dtype=torch_dtype,
-            family_loras=family_loras,
+            family_loras=recipe,
         )  # fmt: skip
 
     # -- LoRA adapters (fused into the transformer's weights: no cost per step) ------------------
@@ -177,6 +177,12 @@ class TalkingVideoPipeline:
     def unload_lora(self) -> None:
         """Remove every fused LoRA (a preset's too): the weights are the released ones, bit for bit."""
         set_adapters(self.transformer, ())
+
+    def use_family(self, defaults: FamilyDefaults, recipe: Sequence[tuple[Path, float]]) -> None:
+        """Run as another family with the same weights (a preset of the loaded one): its defaults
+        and its LoRA, fused by the next ``use_loras``."""
+        self.defaults = defaults
+        self.family_loras = tuple(recipe)
 
     def use_loras(self, loras: Sequence[tuple[Path, float]]) -> None:
         """Fuse exactly the family's LoRA plus ``loras`` (re-fusing only when that changes)."""
@@ -430,6 +436,11 @@ class VideoStream:
     windows: int  # generation windows (incl. a skyreels preview window)
     mode: str
     progress: ProgressFn | None = None  # (steps done, total steps) over all windows; may be set late
+
+
+def family_loras(components: Mapping[str, Path], defaults: FamilyDefaults) -> tuple[tuple[Path, float], ...]:
+    """A family's own LoRA (a preset's ``lora`` component) at its scale, or none."""
+    return ((components["lora"], defaults.lora_scale),) if "lora" in components else ()
 
 
 def frames_to_tensor(frames: np.ndarray, width: int, height: int) -> torch.Tensor:

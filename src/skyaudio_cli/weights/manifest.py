@@ -188,6 +188,13 @@ def get_model(name: str, manifest: Manifest | None = None) -> ModelSpec:
     return get_manifest(manifest).get(name)
 
 
+def base_family(name: str, manifest: Manifest | None = None) -> str:
+    """The family whose weights `name` loads: a preset family's base (the same components but its
+    LoRA), else `name` itself (a family or a model folder)."""
+    spec = get_manifest(manifest).models.get(name)
+    return spec.preset_of if spec is not None and spec.preset_of is not None else name
+
+
 def preset_family(model: str, preset: str, manifest: Manifest | None = None) -> str:
     """The family name of `model`'s preset `preset` (``<model>-<preset>``); InputError if none."""
     models = get_manifest(manifest).models
