@@ -12,20 +12,13 @@ from safetensors.torch import save_file
 
 from skyaudio_cli.model.checkpoint import load_transformer
 from skyaudio_cli.pipeline.talking_video import TalkingVideoPipeline
-from skyaudio_cli.weights import fetch_model, load_manifest
+from skyaudio_cli.weights import COMPONENT_NAMES, fetch_model, load_manifest
 from skyaudio_cli.weights import manifest as manifest_module
 
 from ..weights.fake_hub import FakeHub
 
-SLOTS = (
-    "transformer",
-    "vae",
-    "text_encoder",
-    "tokenizer",
-    "image_encoder",
-    "image_processor",
-    "audio_encoder",
-)
+# The tiny a2v model's components: every slot but the InfiniteTalk adapter and a preset's LoRA.
+SLOTS = tuple(slot for slot in COMPONENT_NAMES if slot not in ("transformer_adapter", "lora"))
 Q = "diffusion_model.blocks.0.self_attn.q"
 
 
