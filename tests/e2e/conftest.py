@@ -21,3 +21,15 @@ def humo_pipe(humo_model):
 @pytest.fixture(scope="session")
 def portrait_image(portrait_png):
     return Image.open(portrait_png).convert("RGB")
+
+
+@pytest.fixture(scope="module")
+def fast_pipe(tiny_model):
+    """The tiny a2v pipeline with the linear VAE stand-in (tests/e2e/fast_vae.py)."""
+    from skyaudio_cli.pipeline.talking_video import TalkingVideoPipeline
+
+    from .fast_vae import FastVAE
+
+    pipe = TalkingVideoPipeline.from_pretrained(tiny_model, device="cpu", dtype="fp32")
+    pipe.vae = FastVAE()
+    return pipe

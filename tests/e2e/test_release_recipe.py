@@ -6,30 +6,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from skyaudio_cli.errors import InputError
 from skyaudio_cli.media.image import resize_center_crop
 from skyaudio_cli.pipeline.family import family_defaults
-from skyaudio_cli.pipeline.talking_video import TalkingVideoPipeline, frames_to_tensor
+from skyaudio_cli.pipeline.talking_video import frames_to_tensor
 
-from .fast_vae import FastVAE
-
-
-@pytest.fixture(scope="module")
-def fast_pipe(tiny_model):
-    pipe = TalkingVideoPipeline.from_pretrained(tiny_model, device="cpu", dtype="fp32")
-    pipe.vae = FastVAE()
-    return pipe
-
-
-@pytest.fixture(scope="module")
-def portrait(portrait_png):
-    return Image.open(portrait_png).convert("RGB")
-
-
-def tone(num_frames: int) -> np.ndarray:
-    return (0.2 * np.sin(np.arange(num_frames * 640) / 7.0)).astype(np.float32)
+from .synthetic import tone
 
 
 def texts_per_window(pipe, monkeypatch, **kwargs) -> list[torch.Tensor]:
@@ -46,35 +29,39 @@ def texts_per_window(pipe, monkeypatch, **kwargs) -> list[torch.Tensor]:
     return heard
 
 
-def test_skyreels_windows_after_the_preview_hear_the_connection_prompt(fast_pipe, portrait, monkeypatch):
+def test_skyreels_windows_after_the_preview_hear_the_connection_prompt(
+    fast_pipe, portrait_image, monkeypatch
+):
     prompt = "A woman in a red coat talks"
     user, _ = fast_pipe.encode_prompt(prompt, "x")
     connection = fast_pipe.encode_text("a person is talking")
     assert not torch.equal(user, connection)
 
-    heard = texts_per_window(fast_pipe, monkeypatch, portrait=portrait, audio=tone(146), prompt=prompt)
+    heard = texts_per_window(fast_pipe, monkeypatch, portrait=portrait_image, audio=tone(146), prompt=prompt)
     assert len(heard) >= 3  # the preview, then the windows
     assert torch.equal(heard[0], user)
     assert all(torch.equal(text, connection) for text in heard[1:])
 
     kept = texts_per_window(
-        fast_pipe, monkeypatch, portrait=portrait, audio=tone(146), prompt=prompt, keep_prompt=True
+        fast_pipe, monkeypatch, portrait=portrait_image, audio=tone(146), prompt=prompt, keep_prompt=True
     )
     assert len(kept) == len(heard) and all(torch.equal(text, user) for text in kept)
 
 
-def test_one_window_and_infinitetalk_windows_hear_the_users_prompt(fast_pipe, portrait, monkeypatch):
+def test_one_window_and_infinitetalk_windows_hear_the_users_prompt(fast_pipe, portrait_image, monkeypatch):
     user, _ = fast_pipe.encode_prompt("A man talks", "x")
-    single = texts_per_window(fast_pipe, monkeypatch, portrait=portrait, audio=tone(60), prompt="A man talks")
+    single = texts_per_window(
+        fast_pipe, monkeypatch, portrait=portrait_image, audio=tone(60), prompt="A man talks"
+    )
     assert len(single) == 1 and torch.equal(single[0], user)
     chained = texts_per_window(
-        fast_pipe, monkeypatch, portrait=portrait, audio=tone(146), prompt="A man talks",
+        fast_pipe, monkeypatch, portrait=portrait_image, audio=tone(146), prompt="A man talks",
         long_video_mode="infinitetalk",
     )  # fmt: skip
     assert len(chained) >= 2 and all(torch.equal(text, user) for text in chained)
 
 
-def first_window_latents(pipe, portrait, monkeypatch, mode: str) -> torch.Tensor:
+def first_window_latents(pipe, portrait_image, monkeypatch, mode: str) -> torch.Tensor:
     windows = []
     denoise = pipe.denoise
 
@@ -85,19 +72,21 @@ def first_window_latents(pipe, portrait, monkeypatch, mode: str) -> torch.Tensor
     monkeypatch.setattr(pipe, "denoise", spy)
     list(
         pipe.stream(
-            portrait=portrait, audio=tone(100), resolution="32x32", steps=2, long_video_mode=mode
+            portrait=portrait_image, audio=tone(100), resolution="32x32", steps=2, long_video_mode=mode
         ).frames
     )
     return windows[0]
 
 
-def test_infinitetalk_holds_the_clean_reference_latent_in_its_first_window(fast_pipe, portrait, monkeypatch):
-    reference = frames_to_tensor(np.asarray(resize_center_crop(portrait, 32, 32))[None], 32, 32)
+def test_infinitetalk_holds_the_clean_reference_latent_in_its_first_window(
+    fast_pipe, portrait_image, monkeypatch
+):
+    reference = frames_to_tensor(np.asarray(resize_center_crop(portrait_image, 32, 32))[None], 32, 32)
     encoded = fast_pipe.vae.encode(reference.transpose(0, 1)[None])
-    held = first_window_latents(fast_pipe, portrait, monkeypatch, "infinitetalk")
+    held = first_window_latents(fast_pipe, portrait_image, monkeypatch, "infinitetalk")
     torch.testing.assert_close(held[:, :, :1], encoded, rtol=0, atol=0)
     # SkyReels-V3's first window only conditions on the reference; its latent 0 is sampled.
-    sampled = first_window_latents(fast_pipe, portrait, monkeypatch, "skyreels")
+    sampled = first_window_latents(fast_pipe, portrait_image, monkeypatch, "skyreels")
     assert (sampled[:, :, :1] - encoded).abs().max() > 1e-3
 
 
