@@ -10,7 +10,7 @@ from skyaudio_cli.batch.manifest import read_manifest
 from skyaudio_cli.batch.plan import Plan, Shard, plan_batch
 from skyaudio_cli.batch.results import FAILED, OK, SKIPPED, ResultStream, batch_exit_code
 from skyaudio_cli.batch.runner import run_jobs
-from skyaudio_cli.batch.signals import Terminated, exit_code_for, sigterm_raises
+from skyaudio_cli.batch.signals import Stopped, exit_code_for, stop_signals_raise
 from skyaudio_cli.batch.workers import job_device, parse_devices, run_on_devices
 from skyaudio_cli.cli import output
 from skyaudio_cli.errors import EXIT_OK, EXIT_USAGE
@@ -49,9 +49,9 @@ def run_batch(options: BatchOptions) -> int:
         for result in plan.decided:
             stream.add(result)
         try:
-            with sigterm_raises():
+            with stop_signals_raise():
                 _run(plan, devices, stream, options.fail_fast)
-        except (KeyboardInterrupt, Terminated) as stop:
+        except (KeyboardInterrupt, Stopped) as stop:
             stream.close()
             output.error_line(
                 f"interrupted after {len(stream.results)} results; the job in progress was abandoned and "
