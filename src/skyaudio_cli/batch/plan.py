@@ -13,6 +13,7 @@ from skyaudio_cli.batch.manifest import BatchJob, ManifestLine, parse_line
 from skyaudio_cli.batch.results import FAILED, SKIPPED, JobResult
 from skyaudio_cli.batch.tasks import task_spec
 from skyaudio_cli.errors import InputError, SkyaudioError
+from skyaudio_cli.media.atomic import remove_stale_partials
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,10 @@ def _plan_job(
     if earlier != parsed.line:
         raise InputError(f"output {job.output}: line {earlier} writes the same file")
     spec = task_spec(parsed.task)
+    if resume:
+        # A killed run (SIGKILL, power loss) could not remove its temporary files; a job that is
+        # skipped below would never write (and clean) its output again.
+        remove_stale_partials(job.output)
     if job.output.exists() and resume:
         reason = incomplete_reason(job.output, spec.expected_seconds(job))
         if reason is None:
