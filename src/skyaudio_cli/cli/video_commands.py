@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from skyaudio_cli.cli import output
 from skyaudio_cli.cli.options import (
@@ -147,6 +148,6 @@ def _report(result: dict, json_output: bool) -> None:
         output.emit_json({"status": "ok", **result})
     else:
         output.info(
-            f"[green]wrote[/] {result['output']} ({result['frames']} frames, {result['duration_s']:.2f} s "
-            f"at {result['fps']:g} fps) in {result['seconds']:.1f} s"
+            f"[green]wrote[/] {escape(result['output'])} ({result['frames']} frames, "
+            f"{result['duration_s']:.2f} s at {result['fps']:g} fps) in {result['seconds']:.1f} s"
         )
