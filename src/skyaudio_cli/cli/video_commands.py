@@ -9,6 +9,7 @@ from rich.markup import escape
 
 from skyaudio_cli.cli import output
 from skyaudio_cli.cli.options import (
+    FPS_RANGE,
     GENERATION,
     AllowNoFaceOpt,
     AudioOpt,
@@ -22,6 +23,7 @@ from skyaudio_cli.cli.options import (
     OutputOpt,
     OverwriteOpt,
     VideoOpt,
+    finite_float,
 )
 from skyaudio_cli.cli.settings_options import takes_settings
 from skyaudio_cli.jobs import GenerateJob, Settings
@@ -89,11 +91,8 @@ def edit_lipsync(
 @takes_settings(
     fps=Annotated[
         float | None,
-        typer.Option(
-            min=1.0,
-            max=120.0,
-            help="Output frame rate (default: the input video's).",
-            rich_help_panel=GENERATION,
+        finite_float(
+            *FPS_RANGE, help="Output frame rate (default: the input video's).", rich_help_panel=GENERATION
         ),
     ]
 )
