@@ -5,8 +5,10 @@ output is already complete are skipped under `--resume`.
 """
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from skyaudio_cli.batch.completion import incomplete_reason
 from skyaudio_cli.batch.manifest import BatchJob, ManifestLine, parse_line
@@ -58,12 +60,20 @@ class Plan:
         return sorted(self.to_run, key=lambda job: first_seen[job.job.settings.model])
 
 
-def plan_batch(lines: list[ManifestLine], *, shard: Shard | None, resume: bool, device: str | None) -> Plan:
-    """`device` (from --devices) replaces every job's device before it is validated."""
+def plan_batch(
+    lines: list[ManifestLine],
+    *,
+    shard: Shard | None,
+    resume: bool,
+    device: str | None,
+    defaults: Mapping[str, Any] | None = None,
+) -> Plan:
+    """`device` (from --devices) replaces every job's device before it is validated; `defaults` are
+    settings for the lines that do not set them (see `parse_line`)."""
     parsed: dict[int, BatchJob | SkyaudioError] = {}
     for line in lines:
         try:
-            parsed[line.index] = parse_line(line)
+            parsed[line.index] = parse_line(line, defaults)
         except SkyaudioError as bad:
             parsed[line.index] = bad
     # Over the whole manifest, not just this shard: two shards writing one file would race.
