@@ -40,6 +40,16 @@ _TO_BT709_YUV420 = (
 OUTPUT_AUDIO_SAMPLE_RATE = 48000
 
 
+def encoded_size(width: int, height: int) -> tuple[int, int]:
+    """The size of an .mp4 written from `width` x `height` frames.
+
+    yuv420p (what every player decodes) stores colour per 2x2 block, and H.264 signals a display
+    crop in the same 2-pixel units, so an odd width or height cannot be represented: the last
+    column/row is dropped (641x479 -> 640x478); every remaining pixel is the frame's own.
+    """
+    return width - width % 2, height - height % 2
+
+
 class VideoWriter:
     """Context manager writing an H.264 (yuv420p) .mp4 with an optional mono AAC soundtrack
     (a wave, or a `Soundtrack` of files that ffmpeg assembles without loading them).
@@ -51,7 +61,7 @@ class VideoWriter:
     The output lasts exactly as long as the frames written: the audio is padded with silence or
     cut to that length (the AAC track may end up to one 21 ms AAC frame later). The pipeline makes
     ceil(duration * fps) frames, so the video is never shorter than its speech. Odd width/height
-    lose their last pixel column/row, because yuv420p needs even sizes. `-movflags +faststart`
+    lose their last pixel column/row (`encoded_size`). `-movflags +faststart`
     puts the index first, so the file can play while it downloads.
     """
 
@@ -155,8 +165,8 @@ class VideoWriter:
         args = ["-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-video_size", f"{self.width}x{self.height}"]
         args += ["-framerate", rate, "-i", "pipe:0"]
         filters = []
-        if self.width % 2 or self.height % 2:
-            filters.append("crop=trunc(iw/2)*2:trunc(ih/2)*2:0:0")
+        if encoded_size(self.width, self.height) != (self.width, self.height):
+            filters.append("crop={}:{}:0:0".format(*encoded_size(self.width, self.height)))
         filters.append(_TO_BT709_YUV420)
         args += ["-vf", ",".join(filters), "-c:v", "libx264", "-crf", str(self._crf), "-pix_fmt", "yuv420p"]
         if faststart:
