@@ -18,7 +18,7 @@ import re
 import secrets
 import socket
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 # '-' separates the name's fields, so it is replaced in the host name.
@@ -54,6 +54,14 @@ def remove_stale_partials(dest: str | os.PathLike[str]) -> list[Path]:
     return removed
 
 
+def discard(path: Path) -> None:
+    """Remove a temporary file, if it can be: in a folder that became read-only (or vanished) it
+    stays, and the error that stopped the write is the one reported; the next write of the same
+    output removes it."""
+    with suppress(OSError):
+        path.unlink(missing_ok=True)
+
+
 def _is_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
@@ -83,5 +91,5 @@ def atomic_write_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
         yield partial
         os.replace(partial, dest)
     except BaseException:
-        partial.unlink(missing_ok=True)
+        discard(partial)
         raise

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from skyaudio_cli.errors import RuntimeFailure
-from skyaudio_cli.media.atomic import atomic_write_path, partial_path_for
+from skyaudio_cli.media.atomic import atomic_write_path, discard, partial_path_for
 from skyaudio_cli.media.ffmpeg import (
     failure_reason,
     ffmpeg_command,
@@ -128,7 +128,7 @@ class VideoWriter:
             video_only = final
             if self._audio is not None:
                 video_only = partial_path_for(self.path)
-                stack.callback(video_only.unlink, missing_ok=True)
+                stack.callback(discard, video_only)
             self._log_file = stack.enter_context(tempfile.TemporaryFile())
             self._process = subprocess.Popen(
                 ffmpeg_command(self._video_arguments(video_only, faststart=self._audio is None)),
