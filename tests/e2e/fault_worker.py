@@ -85,21 +85,28 @@ def run_cases(cases_file: Path) -> None:
             finally:
                 unpatch()
         results.append(
-            {"code": code, "stdout": stdout.getvalue(), "stderr": stderr.getvalue(), "children": _children()}
+            {
+                "code": code,
+                "stdout": stdout.getvalue(),
+                "stderr": stderr.getvalue(),
+                "children": processes_with(parent=os.getpid()),
+            }
         )
     cases_file.with_suffix(".results.json").write_text(json.dumps(results))
 
 
-def _children() -> list[str]:
-    children = []
+def processes_with(*, parent: int | None = None, session: int | None = None) -> list[str]:
+    """Names of the live (or unreaped) processes with this parent or in this session."""
+    found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             name, _, fields = stat.read_text().rpartition(")")
         except OSError:
             continue  # exited while we looked
-        if int(fields.split()[1]) == os.getpid():
-            children.append(name.partition("(")[2])
-    return children
+        _state, ppid, _group, sid = fields.split()[:4]
+        if int(ppid) == parent or int(sid) == session:
+            found.append(name.partition("(")[2])
+    return found
 
 
 def run() -> None:

@@ -24,6 +24,8 @@ import pytest
 import skyaudio_cli
 from skyaudio_cli.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_TERMINATED
 
+from .fault_worker import processes_with
+
 pytestmark = pytest.mark.slow
 
 WORKER = Path(__file__).with_name("fault_worker.py")
@@ -104,20 +106,8 @@ def start_worker(args, temp: Path, *, point="none", fault="none", tmpfs=None, li
 def finish(process: subprocess.Popen) -> tuple[int, str, str]:
     stdout, stderr = process.communicate(timeout=300)
     # The session (the worker's own, from start_new_session) must be empty: no ffmpeg left behind.
-    assert _session_members(process.pid) == [], stderr
+    assert processes_with(session=process.pid) == [], stderr
     return process.returncode, stdout, stderr
-
-
-def _session_members(session: int) -> list[str]:
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            name, _, fields = stat.read_text().rpartition(")")
-        except OSError:
-            continue  # exited while we looked
-        if int(fields.split()[3]) == session:
-            members.append(name.partition("(")[2])
-    return members
 
 
 def assert_one_error(code: int, stdout: str, stderr: str, expected_code: int, message: str) -> None:
