@@ -185,15 +185,18 @@ def failure_reason(log: Sequence[LogLine], returncode: int | None = None) -> str
     return "ffmpeg failed without an error message"
 
 
-def execute_ffmpeg(args: Sequence[str], *, stdout: IO[bytes] | None = None) -> FfmpegResult:
+def execute_ffmpeg(
+    args: Sequence[str], *, stdout: IO[bytes] | None = None, stdin: IO[bytes] | None = None
+) -> FfmpegResult:
     """Run ffmpeg to completion and parse its log; never raises for ffmpeg's own failures.
 
     Its output comes back in `result.stdout` unless `stdout` (an open file) takes it: hours of
-    decoded audio then go to disk instead of being collected in memory.
+    decoded audio then go to disk instead of being collected in memory. `stdin` (an open file) is
+    what `-i pipe:0` reads.
     """
     completed = subprocess.run(
         ffmpeg_command(args),
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL if stdin is None else stdin,
         stdout=subprocess.PIPE if stdout is None else stdout,
         stderr=subprocess.PIPE,
         check=False,
@@ -203,14 +206,18 @@ def execute_ffmpeg(args: Sequence[str], *, stdout: IO[bytes] | None = None) -> F
 
 
 def run_ffmpeg(
-    args: Sequence[str], *, what: str, error: type[SkyaudioError] = RuntimeFailure
+    args: Sequence[str],
+    *,
+    what: str,
+    error: type[SkyaudioError] = RuntimeFailure,
+    stdin: IO[bytes] | None = None,
 ) -> FfmpegResult:
     """Run ffmpeg; on failure raise `error` as "<what>: <ffmpeg's reason>".
 
     The caller picks the class: a user's undecodable file is an InputError, a failed encode of our
     own output a RuntimeFailure.
     """
-    result = execute_ffmpeg(args)
+    result = execute_ffmpeg(args, stdin=stdin)
     if result.returncode != 0:
         raise error(f"{what}: {result.failure_reason()}")
     return result

@@ -187,32 +187,14 @@ class VideoWriter:
         fitted = np.zeros(samples, np.float32)
         kept = min(samples, len(self._audio))
         fitted[:kept] = self._audio[:kept]
-        with _raw_audio_file(fitted) as audio_path:
+        # An unnamed temporary file read as ffmpeg's stdin: nothing in the temp folder has a name
+        # that a killed process could leave behind.
+        with tempfile.TemporaryFile(prefix="skyaudio-audio-") as raw:
+            raw.write(np.ascontiguousarray(fitted, dtype="<f4").tobytes())
+            raw.seek(0)
             args = ["-y", "-i", ffmpeg_file_url(video_only)]
-            args += [
-                "-f",
-                "f32le",
-                "-ar",
-                str(self._audio_sample_rate),
-                "-ac",
-                "1",
-                "-i",
-                ffmpeg_file_url(audio_path),
-            ]
+            args += ["-f", "f32le", "-ar", str(self._audio_sample_rate), "-ac", "1", "-i", "pipe:0"]
             args += ["-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy"]
             args += ["-ar", str(OUTPUT_AUDIO_SAMPLE_RATE), "-c:a", "aac", "-b:a", "128k"]
             args += ["-movflags", "+faststart", "-f", "mp4", ffmpeg_file_url(final)]
-            run_ffmpeg(args, what=f"writing video {self.path} failed")
-
-
-@contextmanager
-def _raw_audio_file(wave: np.ndarray) -> Iterator[Path]:
-    """The wave as raw little-endian float32 in the system temp folder, removed afterwards."""
-    handle, name = tempfile.mkstemp(prefix="skyaudio-audio-", suffix=".f32")
-    path = Path(name)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(np.ascontiguousarray(wave, dtype="<f4").tobytes())
-        yield path
-    finally:
-        path.unlink(missing_ok=True)
+            run_ffmpeg(args, what=f"writing video {self.path} failed", stdin=raw)
