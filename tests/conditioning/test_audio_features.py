@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from skyaudio_cli.conditioning.audio_features import (
     load_audio_encoder,
     num_video_frames,
-    read_config_json,
     require_speech,
     stretch_to_frames,
 )
+from skyaudio_cli.conditioning.checkpoint_files import read_config_json
 from skyaudio_cli.errors import InputError, WeightsError
 
 

@@ -85,6 +85,35 @@ def test_cli_writes_source_size_and_fps_for_the_audio_length(tmp_path, run_cli, 
     assert probe_video(debug).num_frames == info.num_frames
 
 
+def test_odd_source_size_loses_its_last_column_and_row_and_says_so(tmp_path, run_cli, tone, tiny_model):
+    """H.264 yuv420p cannot store 641x479 (nor crop to it: display crops count in 2-pixel units)."""
+    import subprocess
+
+    from skyaudio_cli.media.ffmpeg import ffmpeg_command
+
+    odd = tmp_path / "odd.mkv"
+    subprocess.run(
+        ffmpeg_command(["-f", "lavfi", "-i", "testsrc=size=641x479:rate=25", "-frames:v", "10",
+                        "-c:v", "ffv1", str(odd)]),
+        check=True,
+    )  # fmt: skip
+    out = tmp_path / "dub.mp4"
+    code, stdout, err = run_cli(
+        ["edit-lipsync", "-v", odd, "-a", tone, "-o", out, "-m", tiny_model, "--resolution", "64x64",
+         "--device", "cpu", "--dtype", "fp32", "--face-box", "300,200,120,120", "--json"]
+    )  # fmt: skip
+    assert code == 0, err
+    result = json.loads(stdout)
+    assert (result["width"], result["height"]) == (640, 478)
+    assert (result["source_width"], result["source_height"]) == (641, 479)
+    info = probe_video(out)
+    assert (info.width, info.height) == (640, 478)
+    # Outside the edited box, the written pixels are the source's top-left 640x478 (H.264 noise only).
+    written = next(iter_frames(out)).astype(int)
+    source = next(iter_frames(odd)).astype(int)[:478, :640]
+    assert np.abs(written - source)[:150].mean() < 3
+
+
 def test_video_without_a_face(tmp_path, run_cli, tone, tiny_model):
     from skyaudio_cli.media.video import VideoWriter
 

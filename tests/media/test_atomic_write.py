@@ -33,3 +33,39 @@ def test_block_that_wrote_nothing_does_not_pretend_success(tmp_path):
     with pytest.raises(FileNotFoundError), atomic_write_path(tmp_path / "result.json"):
         pass
     assert os.listdir(tmp_path) == []
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_later_write_removes_only_the_stale_partials_it_owns(tmp_path):
+    """A writer killed outright (SIGKILL) leaves its partial; the next write of the same output
+    removes it, but never a live writer's, another host's, or another output's."""
+    from skyaudio_cli.media.atomic import _HOST
+
+    dead, alive = _dead_pid(), os.getppid()
+    token = "0123abcd"
+    names = {
+        "stale": f".talk.partial-{_HOST}-{dead}-{token}.mp4",
+        "live writer": f".talk.partial-{_HOST}-{alive}-{token}.mp4",
+        "other host": f".talk.partial-elsewhere-{dead}-{token}.mp4",
+        "other output": f".talk2.partial-{_HOST}-{dead}-{token}.mp4",
+        "other suffix": f".talk.partial-{_HOST}-{dead}-{token}.mov",
+        "user file": ".talk.partial-notes.mp4",
+    }
+    for name in names.values():
+        (tmp_path / name).write_bytes(b"x" * 261)
+
+    with atomic_write_path(tmp_path / "talk.mp4") as partial:
+        assert partial.name.startswith(f".talk.partial-{_HOST}-{os.getpid()}-")
+        partial.write_bytes(b"video")
+
+    left = set(os.listdir(tmp_path))
+    assert names["stale"] not in left
+    assert left == {"talk.mp4", *(name for kind, name in names.items() if kind != "stale")}

@@ -128,7 +128,7 @@ def _bad_inputs(tmp_path: Path, media_speech_wav: Path, ffmpeg_cli) -> dict[str,
         ("empty", "not an audio or video file"),
         ("header_only", "no samples"),
         ("truncated", "truncated"),
-        ("truncated_wav", "corrupt or truncated"),
+        ("truncated_wav", "is truncated: its header declares"),
         ("no_audio_stream", "no audio stream"),
     ],
 )
@@ -138,6 +138,23 @@ def test_bad_audio_raises_input_error_naming_the_file(tmp_path, media_speech_wav
         load_audio(path)
     assert path.name in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+def test_wav_whose_header_declares_8_hours_but_holds_1_second_is_truncated(tmp_path):
+    import struct
+
+    rate, declared_bytes = 16000, 8 * 3600 * 16000 * 2
+    fmt = struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)  # PCM mono 16-bit
+    header = b"RIFF" + struct.pack("<I", 36 + declared_bytes) + b"WAVE" + b"fmt " + fmt
+    path = tmp_path / "cut off.wav"
+    path.write_bytes(header + b"data" + struct.pack("<I", declared_bytes) + bytes(rate * 2))
+
+    with pytest.raises(InputError) as raised:
+        load_audio(path)
+
+    assert str(raised.value) == (
+        f"audio file {path} is truncated: its header declares 28800.00 s, the file holds 1.00 s"
+    )
 
 
 def test_check_audio_limits(reference_wave):

@@ -13,7 +13,7 @@ import json
 import sys
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -60,8 +60,12 @@ def read_manifest(source: str) -> list[ManifestLine]:
     return [ManifestLine(number, index, text) for index, (number, text) in enumerate(numbered)]
 
 
-def parse_line(line: ManifestLine) -> BatchJob:
-    """The line as its task's job; InputError (or NotAvailableError) says what is wrong with it."""
+def parse_line(line: ManifestLine, defaults: Mapping[str, Any] | None = None) -> BatchJob:
+    """The line as its task's job; InputError (or NotAvailableError) says what is wrong with it.
+
+    `defaults` (field -> value, from batch's own flags) fill the fields the line leaves out, for
+    the tasks whose subcommand has that option (edit-lipsync has no --fps).
+    """
     try:
         values = json.loads(line.text)
     except json.JSONDecodeError as bad:
@@ -72,15 +76,17 @@ def parse_line(line: ManifestLine) -> BatchJob:
     if not isinstance(task, str):
         raise InputError(f'missing "task" (one of: {", ".join(DECLARED_TASKS)})')
     spec = task_spec(task)
-    return BatchJob(
-        line.number, line.index, task, _build(spec.job_type, values, _option_checks(spec.command))
-    )
+    checks = _option_checks(spec.command)
+    job = _build(spec.job_type, values, checks, {k: v for k, v in (defaults or {}).items() if k in checks})
+    return BatchJob(line.number, line.index, task, job)
 
 
-def _build(job_type: type, values: dict, checks: dict[str, Callable[[Any], Any]]) -> Any:
+def _build(
+    job_type: type, values: dict, checks: dict[str, Callable[[Any], Any]], defaults: Mapping[str, Any]
+) -> Any:
     hints = typing.get_type_hints(job_type)
     nested = {name: hint for name, hint in hints.items() if dataclasses.is_dataclass(hint)}
-    flat = _flatten(values, nested)
+    flat = {**defaults, **_flatten(values, nested)}
     owner = {key: job_type for key in hints if key not in nested}
     for nested_type in nested.values():
         owner.update(dict.fromkeys(typing.get_type_hints(nested_type), nested_type))

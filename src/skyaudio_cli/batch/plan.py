@@ -5,14 +5,17 @@ output is already complete are skipped under `--resume`.
 """
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from skyaudio_cli.batch.completion import incomplete_reason
 from skyaudio_cli.batch.manifest import BatchJob, ManifestLine, parse_line
 from skyaudio_cli.batch.results import FAILED, SKIPPED, JobResult
 from skyaudio_cli.batch.tasks import task_spec
 from skyaudio_cli.errors import InputError, SkyaudioError
+from skyaudio_cli.media.atomic import remove_stale_partials
 from skyaudio_cli.weights.manifest import base_family
 
 
@@ -62,12 +65,20 @@ class Plan:
         return sorted(self.to_run, key=lambda job: first_seen[loads(job)])
 
 
-def plan_batch(lines: list[ManifestLine], *, shard: Shard | None, resume: bool, device: str | None) -> Plan:
-    """`device` (from --devices) replaces every job's device before it is validated."""
+def plan_batch(
+    lines: list[ManifestLine],
+    *,
+    shard: Shard | None,
+    resume: bool,
+    device: str | None,
+    defaults: Mapping[str, Any] | None = None,
+) -> Plan:
+    """`device` (from --devices) replaces every job's device before it is validated; `defaults` are
+    settings for the lines that do not set them (see `parse_line`)."""
     parsed: dict[int, BatchJob | SkyaudioError] = {}
     for line in lines:
         try:
-            parsed[line.index] = parse_line(line)
+            parsed[line.index] = parse_line(line, defaults)
         except SkyaudioError as bad:
             parsed[line.index] = bad
     # Over the whole manifest, not just this shard: two shards writing one file would race.
@@ -96,6 +107,10 @@ def _plan_job(
     if earlier != parsed.line:
         raise InputError(f"output {job.output}: line {earlier} writes the same file")
     spec = task_spec(parsed.task)
+    if resume:
+        # A killed run (SIGKILL, power loss) could not remove its temporary files; a job that is
+        # skipped below would never write (and clean) its output again.
+        remove_stale_partials(job.output)
     if job.output.exists() and resume:
         reason = incomplete_reason(job.output, spec.expected_seconds(job))
         if reason is None:

@@ -3,14 +3,15 @@
 import sys
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from skyaudio_cli.batch.manifest import read_manifest
 from skyaudio_cli.batch.plan import Plan, Shard, plan_batch
 from skyaudio_cli.batch.results import FAILED, OK, SKIPPED, ResultStream, batch_exit_code
 from skyaudio_cli.batch.runner import run_jobs
-from skyaudio_cli.batch.signals import Terminated, exit_code_for, sigterm_raises
+from skyaudio_cli.batch.signals import Stopped, exit_code_for, stop_signals_raise
 from skyaudio_cli.batch.workers import job_device, parse_devices, run_on_devices
 from skyaudio_cli.cli import output
 from skyaudio_cli.errors import EXIT_OK, EXIT_USAGE
@@ -25,6 +26,8 @@ class BatchOptions:
     fail_fast: bool = False
     shard: str | None = None  # "K/N"
     devices: str | None = None  # "0,1,2,3" or "cpu,cpu"
+    # Settings given on the command line: each line's values for those it does not set itself.
+    defaults: dict[str, Any] = field(default_factory=dict)
 
 
 def run_batch(options: BatchOptions) -> int:
@@ -36,7 +39,10 @@ def run_batch(options: BatchOptions) -> int:
     if options.results is not None:
         check_output_path(options.results, overwrite=True, suffixes=(".jsonl",))
     lines = read_manifest(options.manifest)
-    plan = plan_batch(lines, shard=shard, resume=options.resume, device=devices and job_device(devices))
+    plan = plan_batch(
+        lines, shard=shard, resume=options.resume, device=devices and job_device(devices),
+        defaults=options.defaults,
+    )  # fmt: skip
     invalid = _report_plan(plan)
     if options.validate_only:
         return EXIT_USAGE if invalid else EXIT_OK
@@ -49,9 +55,9 @@ def run_batch(options: BatchOptions) -> int:
         for result in plan.decided:
             stream.add(result)
         try:
-            with sigterm_raises():
+            with stop_signals_raise():
                 _run(plan, devices, stream, options.fail_fast)
-        except (KeyboardInterrupt, Terminated) as stop:
+        except (KeyboardInterrupt, Stopped) as stop:
             stream.close()
             output.error_line(
                 f"interrupted after {len(stream.results)} results; the job in progress was abandoned and "

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from skyaudio_cli.batch.manifest import BatchJob
 from skyaudio_cli.batch.results import FAILED, JobResult
 from skyaudio_cli.batch.runner import announce, run_one
-from skyaudio_cli.batch.signals import Terminated, exit_code_for, sigterm_raises
+from skyaudio_cli.batch.signals import Stopped, exit_code_for, stop_signals_raise
 from skyaudio_cli.errors import EXIT_RUNTIME, InputError
 
 STARTED, FINISHED = "started", "finished"
@@ -163,9 +163,9 @@ def _work(number: int, device: str, cpu_threads: int, todo, done) -> None:
     output.quiet_libraries()
     pipelines = PipelineCache()
     try:
-        with sigterm_raises():
+        with stop_signals_raise():
             while (job := todo.get()) is not None:
                 done.put((STARTED, number, job.index))
                 done.put((FINISHED, number, run_one(job, pipelines)))
-    except (KeyboardInterrupt, Terminated) as stop:
+    except (KeyboardInterrupt, Stopped) as stop:
         sys.exit(exit_code_for(stop))

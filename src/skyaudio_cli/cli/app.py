@@ -14,6 +14,7 @@ except ImportError:  # pragma: no cover - older typer uses the click package
     from click import exceptions as click_exceptions
 
 from skyaudio_cli import __version__
+from skyaudio_cli.batch.signals import Stopped, stop_signals_raise
 from skyaudio_cli.cli import output
 from skyaudio_cli.cli.batch import batch
 from skyaudio_cli.cli.doctor import doctor
@@ -57,17 +58,25 @@ app.add_typer(weights_app, name="weights", help="List, download, verify and loca
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app and turn every failure into a one-line error."""
     wants_json = "--json" in (argv if argv is not None else sys.argv[1:])
+    failure = None
     try:
-        # Outside standalone mode click returns (not raises) the code of `typer.Exit(code)`.
-        returned = app(args=argv, prog_name="skyaudio", standalone_mode=False)
+        with stop_signals_raise():
+            # Outside standalone mode click returns (not raises) the code of `typer.Exit(code)`.
+            returned = app(args=argv, prog_name="skyaudio", standalone_mode=False)
     except typer.Exit as done:
         sys.exit(done.exit_code)
     except click_exceptions.UsageError as bad:
-        _fail(_usage_message(bad), EXIT_USAGE, wants_json)
-    except SkyaudioError as failure:
-        _fail(str(failure), failure.exit_code, wants_json)
+        failure = _usage_message(bad), EXIT_USAGE
+    except SkyaudioError as error:
+        failure = str(error), error.exit_code
+    except Stopped as stop:
+        failure = f"{stop.reason}: the job was abandoned and left no partial file", stop.exit_code
     except (KeyboardInterrupt, typer.Abort):
-        _fail("interrupted", EXIT_INTERRUPTED, wants_json)
+        failure = "interrupted", EXIT_INTERRUPTED
+    # Reported only once the exception is gone: its traceback pins the frames of generators whose
+    # cleanup (stopping ffmpeg, removing temporary files) runs when they are released.
+    if failure is not None:
+        _fail(*failure, wants_json)
     sys.exit(returned if isinstance(returned, int) else 0)
 
 

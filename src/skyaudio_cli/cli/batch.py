@@ -1,11 +1,16 @@
 """`skyaudio batch`: run a JSON-lines manifest of jobs, loading each model once."""
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from skyaudio_cli.cli.settings_options import takes_settings
+from skyaudio_cli.jobs import Settings
 
+
+@takes_settings()
 def batch(
     manifest: Annotated[
         str, typer.Argument(help="JSONL file with one job per line (same fields as the subcommands), or -.")
@@ -32,16 +37,24 @@ def batch(
         str | None,
         typer.Option(help="One worker process per listed GPU, e.g. 0,1,2,3 (cpu,cpu for CPU workers)."),
     ] = None,
+    *,
+    settings: Settings,
 ) -> None:
     """Run many jobs in one process: each model loads once, a failing job does not stop the others.
 
-    Example: skyaudio batch jobs.jsonl --resume --results results.jsonl
+    Example: skyaudio batch jobs.jsonl --resume --results results.jsonl --model infinitetalk
+
+    Generation and runtime options given here are the defaults of every line (of the tasks that
+    take them); a line's own values win.
 
     Exit codes: 0 every job succeeded or was already complete, 6 some jobs failed, 7 none succeeded,
     2 bad manifest/options (or invalid lines with --validate-only), 130/143 interrupted.
     """
     from skyaudio_cli.batch.session import BatchOptions, run_batch
 
+    # Only what the command line changed: an option left at its default must not override a line.
+    unset = Settings()
+    defaults = {name: value for name, value in asdict(settings).items() if value != getattr(unset, name)}
     code = run_batch(
         BatchOptions(
             manifest=manifest,
@@ -51,6 +64,7 @@ def batch(
             fail_fast=fail_fast,
             shard=shard,
             devices=devices,
+            defaults=defaults,
         )
     )
     raise typer.Exit(code)

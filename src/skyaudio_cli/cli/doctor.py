@@ -41,7 +41,8 @@ def _print_report(report: dict[str, Any]) -> None:
         console.print(f"[bold]{section}[/]")
         rows = values if isinstance(values, list) else [values]
         for row in rows or [{"none": "-"}]:
-            console.print("  " + ", ".join(f"{key}: {value}" for key, value in row.items()))
+            # Values hold paths and environment variables: printed as they are, not as markup.
+            console.print("  " + ", ".join(f"{key}: {value}" for key, value in row.items()), markup=False)
 
 
 def _probe(collect: Callable[[], Any]) -> Any:

@@ -4,9 +4,10 @@ Declared once as `Annotated` aliases so the three commands stay in step; default
 "use the model family's default from weights.toml".
 """
 
+import math
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -46,6 +47,34 @@ class Attention(StrEnum):
     sdpa = "sdpa"
     xformers = "xformers"
     flash = "flash"
+
+
+def finite_float(minimum: float | None, maximum: float | None, *names: str, **option: Any) -> Any:
+    """A `typer.Option` for a float in [minimum, maximum] that calls 'nan' "not a number".
+
+    With typer's own min/max, NaN (which compares false with everything) was refused as "should be
+    less than or equal to 120"; this parser checks for it before the range.
+    """
+
+    def parse(text: Any) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise typer.BadParameter(f"{text!r} is not a number") from None
+        if math.isnan(value):
+            raise typer.BadParameter(f"{text!r} is not a number")
+        if math.isinf(value):
+            raise typer.BadParameter(f"{text!r} is not a finite number")
+        if minimum is not None and value < minimum:
+            raise typer.BadParameter(f"{value:g} is below the minimum {minimum:g}")
+        if maximum is not None and value > maximum:
+            raise typer.BadParameter(f"{value:g} is above the maximum {maximum:g}")
+        return value
+
+    bounds = " to ".join(f"{bound:g}" for bound in (minimum, maximum) if bound is not None)
+    if maximum is None:
+        bounds = f">= {bounds}"
+    return typer.Option(*names, parser=parse, metavar=f"FLOAT [{bounds}]", **option)
 
 
 AudioOpt = Annotated[
@@ -93,23 +122,25 @@ StepsOpt = Annotated[
     ),
 ]
 ShiftOpt = Annotated[
-    float | None, typer.Option(min=0.01, help="Timestep shift of the sampler.", rich_help_panel=GENERATION)
+    float | None, finite_float(0.01, None, help="Timestep shift of the sampler.", rich_help_panel=GENERATION)
 ]
 TextScaleOpt = Annotated[
     float | None,
-    typer.Option("--text-scale", min=0.0, help="Text guidance scale (1 = off).", rich_help_panel=GENERATION),
+    finite_float(
+        0.0, None, "--text-scale", help="Text guidance scale (1 = off).", rich_help_panel=GENERATION
+    ),
 ]
 AudioScaleOpt = Annotated[
     float | None,
-    typer.Option(
-        "--audio-scale", min=0.0, help="Audio guidance scale (1 = off).", rich_help_panel=GENERATION
+    finite_float(
+        0.0, None, "--audio-scale", help="Audio guidance scale (1 = off).", rich_help_panel=GENERATION
     ),
 ]
+# The frame rates a video command accepts (extend's --fps has its own help text).
+FPS_RANGE = (1.0, 120.0)
 FpsOpt = Annotated[
     float | None,
-    typer.Option(
-        min=1.0, max=120.0, help="Output frame rate (model native: 25).", rich_help_panel=GENERATION
-    ),
+    finite_float(*FPS_RANGE, help="Output frame rate (model native: 25).", rich_help_panel=GENERATION),
 ]
 LoraOpt = Annotated[
     list[str] | None,
@@ -131,7 +162,8 @@ PresetOpt = Annotated[
     ),
 ]
 MaxAudioOpt = Annotated[
-    float, typer.Option("--max-audio-seconds", min=0.1, help="Refuse longer audio.", rich_help_panel=RUNTIME)
+    float,
+    finite_float(0.1, None, "--max-audio-seconds", help="Refuse longer audio.", rich_help_panel=RUNTIME),
 ]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace an existing output file.")]
 DeviceOpt = Annotated[Device, typer.Option(help="Where to run.", rich_help_panel=RUNTIME)]

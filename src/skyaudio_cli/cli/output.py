@@ -9,16 +9,20 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
-stderr = Console(stderr=True, highlight=False)
+# No emoji codes: a file named "a:smile:b.mp4" must print as it is.
+stderr = Console(stderr=True, highlight=False, emoji=False)
 
 
 def info(message: str) -> None:
+    """`message` is rich markup: wrap every user-supplied part (paths, prompts, ...) in `escape`."""
     stderr.print(message)
 
 
 def warn(message: str) -> None:
-    stderr.print(f"[bold yellow]warning:[/] {message}")
+    """`message` is plain text, printed as it is."""
+    stderr.print(f"[bold yellow]warning:[/] {escape(message)}")
 
 
 def error_line(message: str) -> None:

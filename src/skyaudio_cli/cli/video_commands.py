@@ -5,9 +5,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from skyaudio_cli.cli import output
 from skyaudio_cli.cli.options import (
+    FPS_RANGE,
     GENERATION,
     AllowNoFaceOpt,
     AudioOpt,
@@ -21,6 +23,7 @@ from skyaudio_cli.cli.options import (
     OutputOpt,
     OverwriteOpt,
     VideoOpt,
+    finite_float,
 )
 from skyaudio_cli.cli.settings_options import takes_settings
 from skyaudio_cli.jobs import GenerateJob, Settings
@@ -88,11 +91,8 @@ def edit_lipsync(
 @takes_settings(
     fps=Annotated[
         float | None,
-        typer.Option(
-            min=1.0,
-            max=120.0,
-            help="Output frame rate (default: the input video's).",
-            rich_help_panel=GENERATION,
+        finite_float(
+            *FPS_RANGE, help="Output frame rate (default: the input video's).", rich_help_panel=GENERATION
         ),
     ]
 )
@@ -147,6 +147,6 @@ def _report(result: dict, json_output: bool) -> None:
         output.emit_json({"status": "ok", **result})
     else:
         output.info(
-            f"[green]wrote[/] {result['output']} ({result['frames']} frames, {result['duration_s']:.2f} s "
-            f"at {result['fps']:g} fps) in {result['seconds']:.1f} s"
+            f"[green]wrote[/] {escape(result['output'])} ({result['frames']} frames, "
+            f"{result['duration_s']:.2f} s at {result['fps']:g} fps) in {result['seconds']:.1f} s"
         )

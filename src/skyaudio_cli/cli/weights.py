@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from skyaudio_cli.cli import output
 from skyaudio_cli.errors import EXIT_WEIGHTS
@@ -146,4 +147,5 @@ def make_tiny_command(
     if json_output:
         output.emit_json({"status": "ok", "path": str(made), "family": tiny_family(family), "layout": family})
     else:
+        made = escape(str(made))
         output.info(f"wrote tiny random model ({family} layout) to {made}; use it with --model {made}")

@@ -6,7 +6,6 @@ produce features at 50 Hz and stretch them onto the video frame grid; callers on
 `encode(wave, num_frames) -> [num_frames, num_layers, channels]`.
 """
 
-import json
 import math
 from abc import ABC, abstractmethod
 from fractions import Fraction
@@ -17,8 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from skyaudio_cli.conditioning.checkpoint_files import require_file
-from skyaudio_cli.errors import InputError, WeightsError
+from skyaudio_cli.errors import InputError
 
 SAMPLE_RATE = 16000
 AUDIO_ENCODER_KINDS = ("wav2vec2", "whisper")
@@ -97,14 +95,6 @@ def require_speech(wave: np.ndarray) -> np.ndarray:
     if not np.isfinite(wave).all():
         raise InputError("audio: contains NaN or infinite samples")
     return wave
-
-
-def read_config_json(path: Path) -> dict:
-    """An encoder folder's config.json / preprocessor_config.json; absent or malformed -> WeightsError."""
-    try:
-        return json.loads(require_file(path).read_text())
-    except (OSError, ValueError) as error:
-        raise WeightsError(f"{path}: unreadable JSON ({error})") from error
 
 
 def stretch_to_frames(features: torch.Tensor, num_frames: int) -> torch.Tensor:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 
-from skyaudio_cli.conditioning.checkpoint_files import load_pth_state_dict, require_weights_folder
+from skyaudio_cli.conditioning.checkpoint_files import load_pretrained_folder, load_pth_state_dict
 from skyaudio_cli.conditioning.original_keys import load_original_clip_vision
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -26,8 +26,11 @@ def load_clip_vision(path: Path, dtype: torch.dtype) -> CLIPVisionModel:
     """A transformers folder (Diffusers `image_encoder/`) or the open-clip XLM-R ViT-H/14 `.pth`."""
     if path.suffix == ".pth":
         return load_original_clip_vision(load_pth_state_dict(path), path, dtype)
-    require_weights_folder(path, "model.safetensors")
-    return CLIPVisionModel.from_pretrained(str(path), dtype=dtype)
+    return load_pretrained_folder(
+        path, "model.safetensors",
+        meta_model=lambda: CLIPVisionModel(CLIPVisionConfig.from_pretrained(str(path))),
+        load=lambda: CLIPVisionModel.from_pretrained(str(path), dtype=dtype),
+    )  # fmt: skip
 
 
 class ImageEncoder:

@@ -16,11 +16,17 @@ import sentencepiece
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5Tokenizer, UMT5Config, UMT5EncoderModel
 
-from skyaudio_cli.conditioning.checkpoint_files import load_pth_state_dict, require_weights_folder
+from skyaudio_cli.conditioning.checkpoint_files import (
+    first_line,
+    load_pretrained_folder,
+    load_pth_state_dict,
+    read_config_json,
+)
 from skyaudio_cli.conditioning.original_keys import load_original_umt5
 from skyaudio_cli.errors import WeightsError
 
 TEXT_LENGTH = 512
+_TOKENIZER_JSON = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
 def _standard_width_map() -> dict[int, str]:
@@ -54,18 +60,30 @@ def clean_prompt(text: str) -> str:
 def load_tokenizer(tokenizer_dir: Path) -> PreTrainedTokenizerBase:
     if not (tokenizer_dir / "tokenizer.json").is_file() and not (tokenizer_dir / "spiece.model").is_file():
         raise WeightsError(f"{tokenizer_dir / 'tokenizer.json'}: missing tokenizer file")
+    # Parsed here first, so a damaged file is named; transformers reports it as a bare KeyError.
+    for name in _TOKENIZER_JSON:
+        if (tokenizer_dir / name).is_file():
+            read_config_json(tokenizer_dir / name)
     try:
         return AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    except (OSError, ValueError) as error:
-        raise WeightsError(f"{tokenizer_dir}: unreadable tokenizer ({error})") from error
+    except Exception as error:  # noqa: BLE001 - the Rust tokenizers library raises plain Exception
+        where = (
+            tokenizer_dir / "tokenizer.json"
+            if (tokenizer_dir / "tokenizer.json").is_file()
+            else tokenizer_dir
+        )
+        raise WeightsError(f"{where}: unreadable tokenizer ({first_line(error)})") from error
 
 
 def load_umt5_encoder(text_encoder: Path, dtype: torch.dtype) -> UMT5EncoderModel:
     """A transformers folder (Diffusers layout) or Wan's original `.pth`."""
     if text_encoder.suffix == ".pth":
         return load_original_umt5(load_pth_state_dict(text_encoder), text_encoder, dtype)
-    require_weights_folder(text_encoder, "model.safetensors")
-    return UMT5EncoderModel.from_pretrained(str(text_encoder), dtype=dtype)
+    return load_pretrained_folder(
+        text_encoder, "model.safetensors",
+        meta_model=lambda: UMT5EncoderModel(UMT5Config.from_pretrained(str(text_encoder))),
+        load=lambda: UMT5EncoderModel.from_pretrained(str(text_encoder), dtype=dtype),
+    )  # fmt: skip
 
 
 class TextEncoder:

@@ -20,9 +20,9 @@ from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
 
 from skyaudio_cli.conditioning.checkpoint_files import (
+    load_pretrained_folder,
     load_pth_state_dict,
-    require_exact_keys,
-    require_weights_folder,
+    require_matching_tensors,
 )
 from skyaudio_cli.errors import WeightsError
 
@@ -33,8 +33,11 @@ SPATIAL_STRIDE = 8
 def load_wan_vae(path: Path, dtype: torch.dtype) -> AutoencoderKLWan:
     """A diffusers folder or the original `Wan2.1_VAE.pth` (converted with diffusers' own key map)."""
     if path.suffix != ".pth":
-        require_weights_folder(path, "diffusion_pytorch_model.safetensors")
-        model = AutoencoderKLWan.from_pretrained(str(path), torch_dtype=dtype)
+        model = load_pretrained_folder(
+            path, "diffusion_pytorch_model.safetensors",
+            meta_model=lambda: AutoencoderKLWan.from_config(AutoencoderKLWan.load_config(str(path))),
+            load=lambda: AutoencoderKLWan.from_pretrained(str(path), torch_dtype=dtype),
+        )  # fmt: skip
     else:
         state_dict = convert_wan_vae_to_diffusers(load_pth_state_dict(path))
         if "encoder.conv_in.weight" not in state_dict or "post_quant_conv.weight" not in state_dict:
@@ -45,7 +48,7 @@ def load_wan_vae(path: Path, dtype: torch.dtype) -> AutoencoderKLWan:
                 base_dim=state_dict["encoder.conv_in.weight"].shape[0],
                 z_dim=state_dict["post_quant_conv.weight"].shape[0],
             )
-        require_exact_keys(path, model.state_dict(), state_dict)
+        require_matching_tensors(path, model.state_dict(), state_dict)
         model.load_state_dict(state_dict, strict=True, assign=True)
         model = model.to(dtype)
     if model.config.patch_size is not None or len(model.config.latents_mean) != model.config.z_dim:

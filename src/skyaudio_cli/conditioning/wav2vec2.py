@@ -25,11 +25,14 @@ from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForPr
 from skyaudio_cli.conditioning.audio_features import (
     SAMPLE_RATE,
     AudioFeatureEncoder,
-    read_config_json,
     require_speech,
     stretch_to_frames,
 )
-from skyaudio_cli.conditioning.checkpoint_files import load_pth_state_dict, require_exact_keys
+from skyaudio_cli.conditioning.checkpoint_files import (
+    load_pth_state_dict,
+    read_config_json,
+    require_matching_tensors,
+)
 from skyaudio_cli.conditioning.wav2vec2_cnn import conv_features as cnn_features
 from skyaudio_cli.errors import InputError, WeightsError
 
@@ -113,7 +116,7 @@ def load_wav2vec2(
     state_dict = base_model_state_dict(state_dict)
     with torch.device("meta"):
         model = Wav2Vec2Model(config)
-    require_exact_keys(weights_path, model.state_dict().keys(), state_dict.keys())
+    require_matching_tensors(weights_path, model.state_dict(), state_dict)
     model.load_state_dict(state_dict, assign=True)
     return Wav2Vec2FeatureEncoder(model.to(device=device, dtype=dtype), normaliser)
 

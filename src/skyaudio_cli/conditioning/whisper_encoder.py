@@ -29,11 +29,14 @@ from whisper.model import AudioEncoder, ModelDimensions
 from skyaudio_cli.conditioning.audio_features import (
     SAMPLE_RATE,
     AudioFeatureEncoder,
-    read_config_json,
     require_speech,
     stretch_to_frames,
 )
-from skyaudio_cli.conditioning.checkpoint_files import require_exact_keys, require_file
+from skyaudio_cli.conditioning.checkpoint_files import (
+    read_config_json,
+    require_file,
+    require_matching_tensors,
+)
 from skyaudio_cli.errors import WeightsError
 
 WEIGHTS_NAME = "model.safetensors"
@@ -156,7 +159,7 @@ def load_whisper_encoder(
         encoder = AudioEncoder(
             dims.n_mels, dims.n_audio_ctx, dims.n_audio_state, dims.n_audio_head, dims.n_audio_layer
         )
-    require_exact_keys(weights_path, encoder.state_dict().keys(), state_dict.keys())
+    require_matching_tensors(weights_path, encoder.state_dict(), state_dict)
     encoder.load_state_dict(state_dict, assign=True)
     encoder.to(device=device, dtype=dtype)
     # openai-whisper's LayerNorm computes in fp32 and needs fp32 parameters (norms stay fp32 anyway).

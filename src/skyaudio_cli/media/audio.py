@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 import tempfile
 import weakref
 from collections.abc import Iterator
@@ -123,7 +124,10 @@ def open_audio(path: str | os.PathLike[str], sample_rate: int = DEFAULT_SAMPLE_R
             )
         _check_decode(result, path)
         size = os.fstat(samples.fileno()).st_size // BYTES_PER_SAMPLE
+        # Length first: a cut-off wav also logs "corrupt input packet", but "truncated" says more.
         _check_length(result, path, size / sample_rate)
+        _check_wav_length(path)
+        _check_damage(result, path)
         on_error.pop_all()  # from here on the AudioFile owns the file
     return AudioFile(samples, size, sample_rate)
 
@@ -141,6 +145,9 @@ def _check_decode(result: FfmpegResult, path: Path) -> None:
         raise InputError(f"audio file has no audio stream: {path}")
     if result.returncode != 0:
         raise InputError(f"cannot decode audio file {path}: {result.failure_reason()}")
+
+
+def _check_damage(result: FfmpegResult, path: Path) -> None:
     if result.damage:
         raise InputError(f"audio file {path} is corrupt or truncated: {result.damage[-1].rstrip('.')}")
 
@@ -153,6 +160,38 @@ def _check_length(result: FfmpegResult, path: Path, decoded: float) -> None:
         raise InputError(
             f"audio file {path} is truncated: {decoded:.2f} s decoded, its header declares {declared:.2f} s"
         )
+
+
+# A RIFF/WAVE data chunk whose size is unknown (written by a stream that could not seek back).
+_UNKNOWN_WAV_SIZES = (0, 0xFFFFFFFF)
+
+
+def _check_wav_length(path: Path) -> None:
+    """A wav whose data chunk stops before its header's size is truncated.
+
+    ffmpeg decodes the part that is there and estimates the duration from the file size, so it
+    only logs a "corrupt packet"; the header's own byte count tells the real story.
+    """
+    with path.open("rb") as file:
+        if file.read(12)[8:12] != b"WAVE":
+            return
+        byte_rate = None
+        while len(header := file.read(8)) == 8:
+            kind, size = header[:4], struct.unpack("<I", header[4:])[0]
+            if kind == b"fmt " and size >= 16:
+                byte_rate = struct.unpack("<I", file.read(16)[8:12])[0]
+                file.seek(size - 16 + size % 2, os.SEEK_CUR)
+            elif kind == b"data":
+                held = os.fstat(file.fileno()).st_size - file.tell()
+                known = byte_rate and size not in _UNKNOWN_WAV_SIZES
+                if known and size - held > TRUNCATION_TOLERANCE_SECONDS * byte_rate:
+                    raise InputError(
+                        f"audio file {path} is truncated: its header declares {size / byte_rate:.2f} s, "
+                        f"the file holds {held / byte_rate:.2f} s"
+                    )
+                return
+            else:
+                file.seek(size + size % 2, os.SEEK_CUR)
 
 
 def _trustworthy_declared_duration(result: FfmpegResult) -> float | None:

@@ -8,7 +8,9 @@ so errors can be told apart from the stream listing in one run.
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
 import re
 import signal
 import subprocess
@@ -34,6 +36,14 @@ _DURATION = re.compile(r"^\s*Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 _GENERIC_FAILURE = re.compile(
     r"^(Error opening (input|output) files?\b|Conversion failed|To ignore this|Failed to set value|"
     r"Error parsing options|Exiting normally|At least one output file must be specified)"
+)
+
+
+# What the system said when a write failed: the cause, which outranks ffmpeg's consequences logged
+# after it ("Nothing was written into output file ...").
+_SYSTEM_ERRORS = tuple(
+    os.strerror(code)
+    for code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG, errno.EIO)
 )
 
 
@@ -159,6 +169,12 @@ def failure_reason(log: Sequence[LogLine], returncode: int | None = None) -> str
     """The one error line that best says why ffmpeg failed, without its context prefixes."""
     errors = [line.text for line in log if line.level in ERROR_LEVELS]
     specific = [text for text in errors if not _GENERIC_FAILURE.match(text)]
+    # ffmpeg words the same cause differently at each stage ("Could not write header (incorrect
+    # codec parameters ?): No space left on device"); the system's words alone say it best.
+    for text in errors:
+        cause = next((cause for cause in _SYSTEM_ERRORS if cause in text), None)
+        if cause is not None:
+            return cause
     if specific:
         return specific[-1].rstrip(".")
     if errors:
@@ -169,15 +185,18 @@ def failure_reason(log: Sequence[LogLine], returncode: int | None = None) -> str
     return "ffmpeg failed without an error message"
 
 
-def execute_ffmpeg(args: Sequence[str], *, stdout: IO[bytes] | None = None) -> FfmpegResult:
+def execute_ffmpeg(
+    args: Sequence[str], *, stdout: IO[bytes] | None = None, stdin: IO[bytes] | None = None
+) -> FfmpegResult:
     """Run ffmpeg to completion and parse its log; never raises for ffmpeg's own failures.
 
     Its output comes back in `result.stdout` unless `stdout` (an open file) takes it: hours of
-    decoded audio then go to disk instead of being collected in memory.
+    decoded audio then go to disk instead of being collected in memory. `stdin` (an open file) is
+    what `-i pipe:0` reads.
     """
     completed = subprocess.run(
         ffmpeg_command(args),
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL if stdin is None else stdin,
         stdout=subprocess.PIPE if stdout is None else stdout,
         stderr=subprocess.PIPE,
         check=False,
@@ -187,14 +206,18 @@ def execute_ffmpeg(args: Sequence[str], *, stdout: IO[bytes] | None = None) -> F
 
 
 def run_ffmpeg(
-    args: Sequence[str], *, what: str, error: type[SkyaudioError] = RuntimeFailure
+    args: Sequence[str],
+    *,
+    what: str,
+    error: type[SkyaudioError] = RuntimeFailure,
+    stdin: IO[bytes] | None = None,
 ) -> FfmpegResult:
     """Run ffmpeg; on failure raise `error` as "<what>: <ffmpeg's reason>".
 
     The caller picks the class: a user's undecodable file is an InputError, a failed encode of our
     own output a RuntimeFailure.
     """
-    result = execute_ffmpeg(args)
+    result = execute_ffmpeg(args, stdin=stdin)
     if result.returncode != 0:
         raise error(f"{what}: {result.failure_reason()}")
     return result

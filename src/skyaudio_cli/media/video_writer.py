@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from skyaudio_cli.errors import RuntimeFailure
-from skyaudio_cli.media.atomic import atomic_write_path, partial_path_for
+from skyaudio_cli.media.atomic import atomic_write_path, discard, partial_path_for
 from skyaudio_cli.media.ffmpeg import (
     failure_reason,
     ffmpeg_command,
@@ -40,6 +40,16 @@ _TO_BT709_YUV420 = (
 OUTPUT_AUDIO_SAMPLE_RATE = 48000
 
 
+def encoded_size(width: int, height: int) -> tuple[int, int]:
+    """The size of an .mp4 written from `width` x `height` frames.
+
+    yuv420p (what every player decodes) stores colour per 2x2 block, and H.264 signals a display
+    crop in the same 2-pixel units, so an odd width or height cannot be represented: the last
+    column/row is dropped (641x479 -> 640x478); every remaining pixel is the frame's own.
+    """
+    return width - width % 2, height - height % 2
+
+
 class VideoWriter:
     """Context manager writing an H.264 (yuv420p) .mp4 with an optional mono AAC soundtrack
     (a wave, or a `Soundtrack` of files that ffmpeg assembles without loading them).
@@ -51,7 +61,7 @@ class VideoWriter:
     The output lasts exactly as long as the frames written: the audio is padded with silence or
     cut to that length (the AAC track may end up to one 21 ms AAC frame later). The pipeline makes
     ceil(duration * fps) frames, so the video is never shorter than its speech. Odd width/height
-    lose their last pixel column/row, because yuv420p needs even sizes. `-movflags +faststart`
+    lose their last pixel column/row (`encoded_size`). `-movflags +faststart`
     puts the index first, so the file can play while it downloads.
     """
 
@@ -118,7 +128,7 @@ class VideoWriter:
             video_only = final
             if self._audio is not None:
                 video_only = partial_path_for(self.path)
-                stack.callback(video_only.unlink, missing_ok=True)
+                stack.callback(discard, video_only)
             self._log_file = stack.enter_context(tempfile.TemporaryFile())
             self._process = subprocess.Popen(
                 ffmpeg_command(self._video_arguments(video_only, faststart=self._audio is None)),
@@ -155,8 +165,8 @@ class VideoWriter:
         args = ["-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-video_size", f"{self.width}x{self.height}"]
         args += ["-framerate", rate, "-i", "pipe:0"]
         filters = []
-        if self.width % 2 or self.height % 2:
-            filters.append("crop=trunc(iw/2)*2:trunc(ih/2)*2:0:0")
+        if encoded_size(self.width, self.height) != (self.width, self.height):
+            filters.append("crop={}:{}:0:0".format(*encoded_size(self.width, self.height)))
         filters.append(_TO_BT709_YUV420)
         args += ["-vf", ",".join(filters), "-c:v", "libx264", "-crf", str(self._crf), "-pix_fmt", "yuv420p"]
         if faststart:
@@ -177,32 +187,14 @@ class VideoWriter:
         fitted = np.zeros(samples, np.float32)
         kept = min(samples, len(self._audio))
         fitted[:kept] = self._audio[:kept]
-        with _raw_audio_file(fitted) as audio_path:
+        # An unnamed temporary file read as ffmpeg's stdin: nothing in the temp folder has a name
+        # that a killed process could leave behind.
+        with tempfile.TemporaryFile(prefix="skyaudio-audio-") as raw:
+            raw.write(np.ascontiguousarray(fitted, dtype="<f4").tobytes())
+            raw.seek(0)
             args = ["-y", "-i", ffmpeg_file_url(video_only)]
-            args += [
-                "-f",
-                "f32le",
-                "-ar",
-                str(self._audio_sample_rate),
-                "-ac",
-                "1",
-                "-i",
-                ffmpeg_file_url(audio_path),
-            ]
+            args += ["-f", "f32le", "-ar", str(self._audio_sample_rate), "-ac", "1", "-i", "pipe:0"]
             args += ["-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy"]
             args += ["-ar", str(OUTPUT_AUDIO_SAMPLE_RATE), "-c:a", "aac", "-b:a", "128k"]
             args += ["-movflags", "+faststart", "-f", "mp4", ffmpeg_file_url(final)]
-            run_ffmpeg(args, what=f"writing video {self.path} failed")
-
-
-@contextmanager
-def _raw_audio_file(wave: np.ndarray) -> Iterator[Path]:
-    """The wave as raw little-endian float32 in the system temp folder, removed afterwards."""
-    handle, name = tempfile.mkstemp(prefix="skyaudio-audio-", suffix=".f32")
-    path = Path(name)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(np.ascontiguousarray(wave, dtype="<f4").tobytes())
-        yield path
-    finally:
-        path.unlink(missing_ok=True)
+            run_ffmpeg(args, what=f"writing video {self.path} failed", stdin=raw)

@@ -27,6 +27,7 @@ from skyaudio_cli.media.audio import (
 from skyaudio_cli.media.image import load_image
 from skyaudio_cli.media.soundtrack import Segment, Soundtrack
 from skyaudio_cli.media.video import VideoInfo, iter_frames, probe_video, read_last_frames
+from skyaudio_cli.media.video_writer import encoded_size
 from skyaudio_cli.pipeline.acceleration import Acceleration
 from skyaudio_cli.pipeline.cache import PipelineCache, PipelineKey
 from skyaudio_cli.pipeline.family import FamilyDefaults, family_defaults
@@ -150,14 +151,20 @@ def run_extend(job: ExtendJob, pipelines: PipelineCache | None = None) -> dict:
         "source_frames": original_frames,
         "new_frames": new_frames,
         "fps": fps,
-        "width": source.width,
-        "height": source.height,
+        **written_size(source),
         "duration_s": written / fps,
         "audio_duration_s": seconds,
         "windows": stream.windows,
         "long_video_mode": stream.mode,
         "seed": s.seed,
     }
+
+
+def written_size(source: VideoInfo) -> dict:
+    """--json fields: the output's size (an odd one loses its last column/row, see `encoded_size`)
+    and the source's."""
+    width, height = encoded_size(source.width, source.height)
+    return {"width": width, "height": height, "source_width": source.width, "source_height": source.height}
 
 
 def warn_if_random_weights(family: str, defaults) -> None:

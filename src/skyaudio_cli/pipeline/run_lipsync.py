@@ -38,6 +38,7 @@ from skyaudio_cli.pipeline.run import (
     load_speech,
     step_progress,
     warn_if_random_weights,
+    written_size,
 )
 from skyaudio_cli.pipeline.source_frames import frames_in_order
 from skyaudio_cli.pipeline.talking_video import VideoStream
@@ -111,8 +112,7 @@ def prepare_edit(job: EditLipsyncJob, pipelines=None) -> EditRun:
         "source_frames": len(regions.crops),
         "looped": timeline.num_frames > len(regions.crops),
         "fps": info.fps,
-        "width": info.width,
-        "height": info.height,
+        **written_size(info),
         "duration_s": timeline.num_frames / info.fps,
         "audio_duration_s": seconds,
         "seed": s.seed,
@@ -203,7 +203,7 @@ def _write(job: EditLipsyncJob, edit: EditRun) -> None:
 
     def writer(path: Path) -> VideoWriter:
         return VideoWriter(
-            path, fps=summary["fps"], width=summary["width"], height=summary["height"],
+            path, fps=summary["fps"], width=summary["source_width"], height=summary["source_height"],
             audio=edit.soundtrack, audio_sample_rate=MUX_SAMPLE_RATE, overwrite=job.overwrite,
         )  # fmt: skip
 
