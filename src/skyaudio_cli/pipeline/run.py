@@ -26,7 +26,7 @@ from skyaudio_cli.media.audio import (
 )
 from skyaudio_cli.media.image import load_image
 from skyaudio_cli.media.soundtrack import Segment, Soundtrack
-from skyaudio_cli.media.video import VideoInfo, iter_frames, probe_video, read_last_frames
+from skyaudio_cli.media.video import VIDEO_SUFFIXES, VideoInfo, iter_frames, probe_video, read_last_frames
 from skyaudio_cli.pipeline.acceleration import Acceleration
 from skyaudio_cli.pipeline.cache import PipelineCache, PipelineKey
 from skyaudio_cli.pipeline.family import family_defaults
@@ -37,7 +37,6 @@ from skyaudio_cli.pipeline.video_output import resized, retime, video_sink
 # Muxed audio is decoded at this rate so the output keeps the input's quality, not the 16 kHz
 # the audio encoder needs.
 MUX_SAMPLE_RATE = 48000
-VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
 
 
 def load_portrait(path: Path) -> Image.Image:
