@@ -35,10 +35,20 @@ class Shard:
         return index % self.n == self.k
 
 
+@dataclass(frozen=True)
+class UnavailableModel:
+    """A model whose weights are not here (or a name that is no model): every job of it fails."""
+
+    model: str
+    error: SkyaudioError
+    lines: tuple[int, ...]
+
+
 @dataclass
 class Plan:
     to_run: list[BatchJob]
     decided: list[JobResult]  # failed validation, or skipped as complete
+    unavailable: list[UnavailableModel] = dataclasses.field(default_factory=list)
 
     @property
     def indices(self) -> list[int]:
@@ -79,7 +89,25 @@ def plan_batch(lines: list[ManifestLine], *, shard: Shard | None, resume: bool, 
         except SkyaudioError as bad:
             planned = _invalid(line, outcome, bad)
         (plan.decided if isinstance(planned, JobResult) else plan.to_run).append(planned)
+    _check_models(plan)
     return plan
+
+
+def _check_models(plan: Plan) -> None:
+    """Each model once: its weights must be on this machine, or all its jobs fail with one reason."""
+    from skyaudio_cli.weights import resolve_model
+
+    for model in dict.fromkeys(job.job.settings.model for job in plan.to_run):
+        try:
+            resolve_model(model)
+        except SkyaudioError as bad:
+            jobs = [job for job in plan.to_run if job.job.settings.model == model]
+            plan.to_run = [job for job in plan.to_run if job.job.settings.model != model]
+            plan.unavailable.append(UnavailableModel(model, bad, tuple(job.line for job in jobs)))
+            plan.decided.extend(
+                JobResult(job.line, job.index, job.task, FAILED, str(job.job.output), bad.exit_code, str(bad))
+                for job in jobs
+            )
 
 
 def _plan_job(
