@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from skyaudio_cli.errors import InputError
+
 
 def partial_path_for(dest: Path) -> Path:
     """Hidden sibling of `dest` with the same suffix (tools such as ffmpeg pick the format from it)."""
@@ -24,6 +26,8 @@ def partial_path_for(dest: Path) -> Path:
 def atomic_write_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to `dest`; rename it to `dest` on success, delete it on failure.
 
+    Missing parent folders of `dest` are created first (and stay, even if the block fails).
+
     The temporary file is not created here: the caller (or the tool it runs) creates it. If the
     block succeeds without creating it, FileNotFoundError is raised rather than pretending to have
     written `dest`. Any exception, KeyboardInterrupt included, removes the temporary file and
@@ -32,6 +36,11 @@ def atomic_write_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
     """
     dest = Path(dest)
     partial = partial_path_for(dest)
+    try:
+        # Missing folders are created, as generation tools do (`-o out/new/talk.mp4` just works).
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"cannot create output folder {dest.parent}: {error.strerror or error}") from None
     try:
         yield partial
         os.replace(partial, dest)
