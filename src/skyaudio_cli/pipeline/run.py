@@ -4,6 +4,7 @@ Frames go from the pipeline to ffmpeg as each window finishes, so memory does no
 video's length.
 """
 
+import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +38,8 @@ from skyaudio_cli.pipeline.video_output import resized, retime, video_sink
 # Muxed audio is decoded at this rate so the output keeps the input's quality, not the 16 kHz
 # the audio encoder needs.
 MUX_SAMPLE_RATE = 48000
+# Without a terminal, a progress line this often: ~40 lines for a 20-minute job.
+LOG_PROGRESS_SECONDS = 30.0
 
 
 def load_portrait(path: Path) -> Image.Image:
@@ -219,9 +222,57 @@ def _extended_soundtrack(job: ExtendJob, source: VideoInfo, original_seconds: fl
     return Soundtrack((original, Segment(job.audio)))
 
 
+class LogProgress:
+    """Progress for logs: a plain line every `interval` seconds, and at the first and last step.
+
+    A rich bar draws nothing until it ends when stderr is not a terminal (Slurm, nohup, `2> log`):
+    a 20-minute job would show no progress for as long. Used as the stream's `progress` callback.
+    """
+
+    def __init__(
+        self, stream: VideoStream, interval: float = LOG_PROGRESS_SECONDS, clock=time.monotonic, write=None
+    ) -> None:
+        self.windows = stream.windows
+        # Fused windows are denoised side by side, so no window is "current".
+        self.by_window = stream.mode != "fusion"
+        self.interval = interval
+        self.clock = clock
+        self.write = write or output.info
+        self.started = clock()
+        self.last: float | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        now = self.clock()
+        if done != 1 and done != total and self.last is not None and now - self.last < self.interval:
+            return
+        self.last = now
+        elapsed = now - self.started
+        where = ""
+        if self.by_window and total % self.windows == 0:
+            per_window = total // self.windows
+            window = min(self.windows, (done - 1) // per_window + 1)
+            where = f"window {window}/{self.windows}, "
+        eta = elapsed / done * (total - done)
+        self.write(
+            f"denoising: {where}step {done}/{total} ({100 * done // total}%), "
+            f"elapsed {_clock_time(elapsed)}, ETA {_clock_time(eta)}"
+        )
+
+
+def _clock_time(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}"
+
+
 @contextmanager
 def step_progress(stream: VideoStream) -> Iterator[None]:
-    """One bar over all windows x steps, with an ETA, while the stream is consumed."""
+    """One bar over all windows x steps, with an ETA, while the stream is consumed; plain lines
+    at a steady interval instead when stderr is not a terminal."""
+    if not output.stderr.is_terminal:
+        stream.progress = LogProgress(stream)
+        yield
+        return
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
