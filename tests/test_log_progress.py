@@ -19,9 +19,10 @@ def test_a_line_at_the_first_step_every_interval_and_at_the_end():
     for done in (1, 2, 5, 12):  # 12 steps = 3 windows x 4 steps
         progress(done, 12)
     assert lines == [
-        # ETA = elapsed / done * (steps left): 10 / 1 * 11 = 110 s, 41 / 5 * 7 = 57.4 s
+        # ETA = seconds per step after the first (which also encodes the inputs) * steps left:
+        # at step 1 the first step's 10 s * 11 = 110 s; at step 5 (141 - 110) / 4 * 7 = 54.25 s
         "denoising: window 1/3, step 1/12 (8%), elapsed 0:00:10, ETA 0:01:50",
-        "denoising: window 2/3, step 5/12 (41%), elapsed 0:00:41, ETA 0:00:57",
+        "denoising: window 2/3, step 5/12 (41%), elapsed 0:00:41, ETA 0:00:54",
         "denoising: window 3/3, step 12/12 (100%), elapsed 0:00:50, ETA 0:00:00",
     ]
 

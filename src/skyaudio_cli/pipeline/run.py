@@ -239,10 +239,13 @@ class LogProgress:
         self.clock = clock
         self.write = write or output.info
         self.started = clock()
+        self.first_step: float | None = None
         self.last: float | None = None
 
     def __call__(self, done: int, total: int) -> None:
         now = self.clock()
+        if self.first_step is None:
+            self.first_step = now
         if done != 1 and done != total and self.last is not None and now - self.last < self.interval:
             return
         self.last = now
@@ -252,7 +255,10 @@ class LogProgress:
             per_window = total // self.windows
             window = min(self.windows, (done - 1) // per_window + 1)
             where = f"window {window}/{self.windows}, "
-        eta = elapsed / done * (total - done)
+        # The first step also pays for encoding the prompt, portrait and audio: the rate is taken
+        # from the steps after it once there are any.
+        rate = (now - self.first_step) / (done - 1) if done > 1 else elapsed
+        eta = rate * (total - done)
         self.write(
             f"denoising: {where}step {done}/{total} ({100 * done // total}%), "
             f"elapsed {_clock_time(elapsed)}, ETA {_clock_time(eta)}"
