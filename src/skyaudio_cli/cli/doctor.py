@@ -111,23 +111,27 @@ def _runtime() -> dict[str, Any]:
     settings = Settings()
     no_gpu = cuda_unavailable_reason()
     if no_gpu:
-        return {
-            "device": "cpu",
-            "dtype": settings.dtype,
-            "attention": "sdpa",
-            "note": f"no CUDA GPU ({no_gpu}): the real models need an NVIDIA GPU; on this machine only "
-            "the tiny test models (skyaudio weights make-tiny) run",
-        }
+        return {"device": "cpu", "dtype": settings.dtype, "attention": "sdpa", "note": _cpu_only(no_gpu)}
     from skyaudio_cli.pipeline.device import resolve_attention_backend, resolve_device, resolve_dtype
 
     device = resolve_device(settings.device)
     resolve_dtype(settings.dtype, device)
     backend = resolve_attention_backend(settings.attention, device)
-    return {
+    runtime = {
         "device": str(device),
         "dtype": settings.dtype,
         "attention": "sdpa" if backend == "native" else backend,  # diffusers calls SDPA "native"
     }
+    if device.type == "cpu":  # a GPU device is there, but torch cannot use it
+        runtime["note"] = _cpu_only("PyTorch sees none: check the driver")
+    return runtime
+
+
+def _cpu_only(reason: str) -> str:
+    return (
+        f"no CUDA GPU ({reason}): the real models need an NVIDIA GPU; on this machine only the tiny "
+        "test models (skyaudio weights make-tiny) run"
+    )
 
 
 def _host_memory() -> dict[str, float]:
