@@ -229,3 +229,10 @@ def test_jobs_of_a_model_without_weights_fail_before_any_model_loads(tmp_path, m
     assert (failed.line, failed.status, failed.exit_code) == (1, "failed", 3)
     assert "skyaudio weights fetch humo-17b" in failed.error
     assert [(model.model, model.lines) for model in plan.unavailable] == [("humo-17b", (1,))]
+
+
+def test_an_output_in_a_folder_that_does_not_exist_yet_is_valid(tmp_path, job_line, clips):
+    plan = plan_batch(lines_of(job_line(clips[0], tmp_path / "out" / "new" / "a.mp4")), shard=None,
+                      resume=False, device=None)  # fmt: skip
+    assert [job.line for job in plan.to_run] == [1] and plan.decided == []
+    assert list(tmp_path.iterdir()) == []  # validation creates nothing; the writer will
