@@ -12,6 +12,7 @@ def machine(monkeypatch, tmp_path):
 
     def make(*, torch: str = "2.13.0", gpu_node: bool = True) -> None:
         monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+        monkeypatch.setattr(preflight.sys, "platform", "linux")
         monkeypatch.setattr(preflight, "version", lambda package: torch)
         node = tmp_path / "nvidia0"
         if gpu_node:
@@ -37,6 +38,12 @@ def test_cuda_visible_devices_can_hide_every_gpu(machine, monkeypatch, hidden):
 def test_a_cpu_build_of_torch_sees_no_gpu(machine):
     machine(torch="2.13.0+cpu")
     assert preflight.cuda_unavailable_reason() == "the installed PyTorch 2.13.0+cpu is a CPU-only build"
+
+
+def test_device_nodes_are_looked_for_on_linux_only(machine, monkeypatch):
+    machine(gpu_node=False)
+    monkeypatch.setattr(preflight.sys, "platform", "win32")
+    assert preflight.cuda_unavailable_reason() is None
 
 
 def test_no_device_node_means_no_gpu(machine):

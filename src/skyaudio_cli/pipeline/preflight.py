@@ -9,6 +9,7 @@ attention package is installed. When a GPU may be there, torch decides later (pi
 import glob
 import importlib.util
 import os
+import sys
 from importlib.metadata import PackageNotFoundError, version
 
 from skyaudio_cli.errors import InputError
@@ -42,7 +43,8 @@ def cuda_unavailable_reason() -> str | None:
         return "PyTorch is not installed"
     if torch_version.endswith("+cpu"):
         return f"the installed PyTorch {torch_version} is a CPU-only build"
-    if not any(glob.glob(pattern) for pattern in GPU_DEVICE_NODES):
+    # Only Linux has the device nodes to look for; elsewhere torch decides.
+    if sys.platform == "linux" and not any(glob.glob(pattern) for pattern in GPU_DEVICE_NODES):
         return "this machine has no GPU device (no /dev/nvidia*)"
     return None
 
