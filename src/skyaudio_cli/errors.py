@@ -18,6 +18,20 @@ EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
 
+# What each code means, for `skyaudio --help` (README "Exit codes" says the same at length).
+EXIT_CODES = {
+    EXIT_OK: "success",
+    EXIT_USAGE: "bad input or usage",
+    EXIT_WEIGHTS: "weights missing or invalid",
+    EXIT_RUNTIME: "runtime failure",
+    EXIT_NOT_AVAILABLE: "not available in this version",
+    EXIT_BATCH_SOME_FAILED: "batch: some jobs failed",
+    EXIT_BATCH_NONE_SUCCEEDED: "batch: no job succeeded",
+    EXIT_INTERRUPTED: "interrupted",
+    EXIT_TERMINATED: "terminated (SIGTERM)",
+}
+
+
 class SkyaudioError(Exception):
     """Base class: a failure to report as one line, with an exit code."""
 

@@ -90,11 +90,11 @@ def require_file(path: Path, option: str) -> None:
 
 def validate_settings(settings: Settings) -> None:
     from skyaudio_cli.pipeline.buckets import validate_resolution
+    from skyaudio_cli.pipeline.preflight import check_runtime
 
     if settings.resolution is not None:
         validate_resolution(settings.resolution)
-    if settings.device == "cpu" and settings.dtype == "fp16":
-        raise InputError("--dtype fp16 --device cpu: float16 is not supported on CPU; use bf16 or fp32")
+    check_runtime(settings.device, settings.dtype, settings.attention)
     if settings.cache == "mag":
         raise NotAvailableError(
             "--cache mag: MagCache needs magnitude ratios calibrated for the checkpoint and none are shipped"
@@ -111,6 +111,20 @@ def validate_settings(settings: Settings) -> None:
         LoraRef.parse(text).validate()
 
 
+def check_formats(*, audio: Path, videos: tuple[Path, ...] = (), portrait: Path | None = None) -> None:
+    """Each input holds what it is given as (an audio stream, a video stream, an image), judged from
+    its header in milliseconds so a swapped file fails before any model code is imported."""
+    from skyaudio_cli.media.audio import check_audio_file
+    from skyaudio_cli.media.image import check_image_file
+    from skyaudio_cli.media.video import VIDEO_SUFFIXES, check_video_file
+
+    for video in videos:
+        check_video_file(video)
+    if portrait is not None:
+        (check_video_file if portrait.suffix.lower() in VIDEO_SUFFIXES else check_image_file)(portrait)
+    check_audio_file(audio)
+
+
 def validate_generate(job: GenerateJob) -> None:
     from skyaudio_cli.media.video import check_output_path
 
@@ -121,6 +135,7 @@ def validate_generate(job: GenerateJob) -> None:
             raise InputError(f"--output {job.output}: would overwrite the portrait")
     if job.audio.resolve() == job.output.resolve():
         raise InputError(f"--output {job.output}: would overwrite the audio input")
+    check_formats(audio=job.audio, portrait=job.portrait)
     validate_settings(job.settings)
     check_output_path(job.output, overwrite=job.overwrite)
 
@@ -178,6 +193,7 @@ def validate_edit_lipsync(job: EditLipsyncJob) -> None:
         if job.debug_mask.resolve() == job.output.resolve():
             raise InputError(f"--debug-mask {job.debug_mask}: is the same file as --output")
         check_output_path(job.debug_mask, overwrite=job.overwrite)
+    check_formats(audio=job.audio, videos=tuple(p for p in (job.video, job.mask_video) if p is not None))
     validate_settings(job.settings)
     check_output_path(job.output, overwrite=job.overwrite)
 
@@ -190,6 +206,7 @@ def validate_extend(job: ExtendJob) -> None:
     for given, option in ((job.video, "input video"), (job.audio, "audio input")):
         if given.resolve() == job.output.resolve():
             raise InputError(f"--output {job.output}: would overwrite the {option}")
+    check_formats(audio=job.audio, videos=(job.video,))
     validate_settings(job.settings)
     if job.settings.long_video_mode == "fusion":
         raise InputError("--long-video-mode fusion cannot continue a video (no motion frames); use auto")

@@ -28,6 +28,7 @@ WHISPER_LAYERS = 4
 
 def make_tiny(dest: Path, *, layout: str = "skyreels-v3-a2v", seed: int = 0) -> Path:
     """Write a tiny model folder at `dest` (created; must be empty or absent) and return it."""
+    check_destination(dest, layout)
     from skyaudio_cli.conditioning.image_encoder import make_tiny_image_encoder
     from skyaudio_cli.conditioning.text import make_tiny_text_encoder
     from skyaudio_cli.conditioning.vae import make_tiny_vae
@@ -35,10 +36,6 @@ def make_tiny(dest: Path, *, layout: str = "skyreels-v3-a2v", seed: int = 0) -> 
     from skyaudio_cli.model.tiny import write_tiny_transformer
     from skyaudio_cli.weights import write_local_model
 
-    if layout not in LAYOUTS:
-        raise InputError(f"--family {layout}: tiny models exist for {', '.join(LAYOUTS)}")
-    if dest.exists() and any(dest.iterdir()):
-        raise InputError(f"{dest}: folder is not empty")
     dest.mkdir(parents=True, exist_ok=True)
     if layout in HUMO_IN_CHANNELS:
         return _make_tiny_humo(dest, HUMO_IN_CHANNELS[layout], seed)
@@ -68,6 +65,19 @@ def make_tiny(dest: Path, *, layout: str = "skyreels-v3-a2v", seed: int = 0) -> 
         components["transformer_adapter"] = transformer_sources[1].relative_to(dest).as_posix()
     write_local_model(dest, family=TINY_FAMILY, audio_encoder="wav2vec2", components=components)
     return dest
+
+
+def check_destination(dest: Path, layout: str) -> None:
+    """InputError for an unknown layout or a destination that is not an empty or absent folder.
+
+    Needs no model code (torch, transformers), so a mistake answers at once.
+    """
+    if layout not in LAYOUTS:
+        raise InputError(f"--family {layout}: tiny models exist for {', '.join(LAYOUTS)}")
+    if dest.exists() and not dest.is_dir():
+        raise InputError(f"{dest}: is a file, not a folder")
+    if dest.exists() and any(dest.iterdir()):
+        raise InputError(f"{dest}: folder is not empty")
 
 
 def tiny_family(layout: str) -> str:

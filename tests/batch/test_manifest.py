@@ -108,8 +108,13 @@ def lines_of(*objects) -> list[ManifestLine]:
     return [ManifestLine(n + 1, n, json.dumps(obj)) for n, obj in enumerate(objects)]
 
 
-def test_plan_reports_every_invalid_line_with_its_class(tmp_path, speech_wav, portrait_png):
-    good = {"task": "generate", "audio": str(speech_wav), "portrait": str(portrait_png)}
+def test_plan_reports_every_invalid_line_with_its_class(tmp_path, speech_wav, portrait_png, tiny_model):
+    good = {
+        "task": "generate",
+        "audio": str(speech_wav),
+        "portrait": str(portrait_png),
+        "model": str(tiny_model),
+    }
     plan = plan_batch(
         lines_of(
             {**good, "output": str(tmp_path / "ok.mp4")},
@@ -131,7 +136,7 @@ def test_plan_reports_every_invalid_line_with_its_class(tmp_path, speech_wav, po
     assert plan.indices == [0, 1, 2, 3, 4]
 
 
-def test_existing_output_needs_overwrite_or_resume(tmp_path, speech_wav, portrait_png):
+def test_existing_output_needs_overwrite_or_resume(tmp_path, speech_wav, portrait_png, tiny_model):
     existing = tmp_path / "done.mp4"
     existing.write_bytes(b"not a video")
     job = {
@@ -139,6 +144,7 @@ def test_existing_output_needs_overwrite_or_resume(tmp_path, speech_wav, portrai
         "audio": str(speech_wav),
         "portrait": str(portrait_png),
         "output": str(existing),
+        "model": str(tiny_model),
     }
 
     refused = plan_batch(lines_of(job), shard=None, resume=False, device=None)
@@ -150,8 +156,14 @@ def test_existing_output_needs_overwrite_or_resume(tmp_path, speech_wav, portrai
     assert [j.line for j in replaced.to_run] == [1]
 
 
-def test_devices_replace_every_jobs_device_before_validation(tmp_path, speech_wav, portrait_png):
-    job = {"task": "generate", "audio": str(speech_wav), "portrait": str(portrait_png), "dtype": "fp16"}
+def test_devices_replace_every_jobs_device_before_validation(tmp_path, speech_wav, portrait_png, tiny_model):
+    job = {
+        "task": "generate",
+        "audio": str(speech_wav),
+        "portrait": str(portrait_png),
+        "dtype": "fp16",
+        "model": str(tiny_model),
+    }
     plan = plan_batch(
         lines_of(
             {**job, "output": str(tmp_path / "a.mp4")},
@@ -190,3 +202,49 @@ def test_validate_only_reports_all_invalid_lines_and_loads_nothing(
     ok = write_manifest(tmp_path / "ok.jsonl", [job_line(clips[0], tmp_path / "a.mp4")])
     assert batch_cli(ok, "--validate-only")[0] == 0
     assert not (tmp_path / "a.mp4").exists()
+
+
+def test_validate_only_reports_a_model_without_weights_once(
+    tmp_path, monkeypatch, write_manifest, batch_cli, job_line, clips
+):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    on_the_hub = {"model": "skyreels-v3-a2v", "device": "auto", "dtype": "bf16"}
+    manifest = write_manifest(
+        tmp_path / "jobs.jsonl",
+        [
+            job_line(clips[0], tmp_path / "a.mp4", **on_the_hub),
+            job_line(clips[1], tmp_path / "b.mp4"),  # the tiny model: valid
+            job_line(clips[2], tmp_path / "c.mp4", **on_the_hub),
+            job_line(clips[0], tmp_path / "d.mp4", model="nosuch"),
+        ],
+    )
+    code, results, stderr = batch_cli(manifest, "--validate-only")
+    errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert code == 3 and results == []
+    assert len(errors) == 2, stderr
+    assert errors[0].startswith("error: weights for 'skyreels-v3-a2v' are not downloaded")
+    assert "run: skyaudio weights fetch skyreels-v3-a2v" in errors[0] and errors[0].endswith("(lines 1, 3)")
+    assert errors[1].startswith("error: unknown model 'nosuch'") and errors[1].endswith("(line 4)")
+    assert "1 jobs to run, 0 already complete, 0 invalid, 3 for models without weights" in stderr
+    assert list(tmp_path.iterdir()) == [manifest]
+
+
+def test_jobs_of_a_model_without_weights_fail_before_any_model_loads(tmp_path, monkeypatch, job_line, clips):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    lines = lines_of(
+        job_line(clips[0], tmp_path / "a.mp4", model="humo-17b", device="auto", dtype="bf16"),
+        job_line(clips[1], tmp_path / "b.mp4"),
+    )
+    plan = plan_batch(lines, shard=None, resume=False, device=None)
+    assert [job.line for job in plan.to_run] == [2]
+    (failed,) = plan.decided
+    assert (failed.line, failed.status, failed.exit_code) == (1, "failed", 3)
+    assert "skyaudio weights fetch humo-17b" in failed.error
+    assert [(model.model, model.lines) for model in plan.unavailable] == [("humo-17b", (1,))]
+
+
+def test_an_output_in_a_folder_that_does_not_exist_yet_is_valid(tmp_path, job_line, clips):
+    plan = plan_batch(lines_of(job_line(clips[0], tmp_path / "out" / "new" / "a.mp4")), shard=None,
+                      resume=False, device=None)  # fmt: skip
+    assert [job.line for job in plan.to_run] == [1] and plan.decided == []
+    assert list(tmp_path.iterdir()) == []  # validation creates nothing; the writer will

@@ -1,6 +1,7 @@
 """Every user mistake: a one-line error naming the file/option, its exit code, and no output left behind."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -74,11 +75,15 @@ def test_portrait_that_is_not_an_image(tmp_path, run, tiny_model, make_wav):
     assert not out.exists()
 
 
-def test_output_folder_missing(tmp_path, run, portrait_png, make_wav):
-    audio = make_wav(tmp_path / "a.wav", np.zeros(8000))
-    code, _, err = run("generate", "-p", portrait_png, "-a", audio, "-o", tmp_path / "no" / "such" / "o.mp4")
-    assert code == 2
-    assert_one_line_error(err, "output folder", "no/such")
+def test_missing_output_folders_are_created(tmp_path, run, tiny_model, portrait_png, make_wav):
+    audio = make_wav(tmp_path / "a.wav", np.zeros(4000))
+    out = tmp_path / "new" / "folder" / "o.mp4"
+    code, stdout, err = run(
+        "generate", "-p", portrait_png, "-a", audio, "-m", tiny_model, "-o", out, "--resolution", "32x32",
+        "--steps", "1", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(stdout)["output"] == str(out) and os.listdir(out.parent) == ["o.mp4"]
 
 
 def test_output_folder_is_a_file(tmp_path, run, portrait_png, make_wav):

@@ -102,10 +102,10 @@ def test_other_families_accept_any_scale_their_release_runs():
     family_defaults("humo-17b").check_scales(0.5, 0.5)  # HuMo runs every pass whatever the scale
 
 
-def test_cli_refuses_a_skyreels_scale_below_one_before_loading(run_cli, tiny_model, speech_wav, tmp_path):
+def test_cli_refuses_a_skyreels_scale_below_one_before_loading(run_cli, tiny_model, portrait_png, speech_wav, tmp_path):
     out = tmp_path / "x.mp4"
     code, _, stderr = run_cli(
-        ["generate", "--model", tiny_model, "--portrait", speech_wav, "--audio", speech_wav, "-o", out,
+        ["generate", "--model", tiny_model, "--portrait", portrait_png, "--audio", speech_wav, "-o", out,
          "--text-scale", "0.5", "--device", "cpu"]
     )  # fmt: skip
     assert code == 2 and "--text-scale 0.5" in stderr and not out.exists()

@@ -199,8 +199,11 @@ def test_existing_output_needs_overwrite(tmp_path):
 @pytest.mark.parametrize(
     ("relative", "expected"),
     [
-        ("missing_folder/out.mp4", "folder does not exist"),
         ("a_file.txt/out.mp4", "not a directory"),
+        (
+            "a_file.txt/new/out.mp4",
+            r"cannot create output folder .*/a_file.txt/new: .*a_file.txt is not a directory",
+        ),
         ("a_folder.mp4", "is a directory"),
         ("out.avi", r"must be a \.mp4 file"),
     ],
@@ -210,6 +213,30 @@ def test_bad_output_paths(tmp_path, relative, expected):
     (tmp_path / "a_folder.mp4").mkdir()
     with pytest.raises(InputError, match=expected):
         check_output_path(tmp_path / relative, overwrite=True)
+
+
+def test_missing_output_folders_are_created_when_the_video_is_written(tmp_path):
+    out = tmp_path / "new" / "deeper" / "out.mp4"
+    assert check_output_path(out, overwrite=False) == out
+    assert list(tmp_path.iterdir()) == []  # checking creates nothing
+    with VideoWriter(out, fps=FPS, width=64, height=64) as writer:
+        writer.write(np.zeros((64, 64, 3), np.uint8))
+    assert probe_video(out).num_frames == 1 and os.listdir(out.parent) == ["out.mp4"]
+
+
+def test_output_folder_that_cannot_be_created_is_refused(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere")
+        with pytest.raises(
+            InputError, match=r"cannot create output folder .*locked/new: .*locked is not writable"
+        ):
+            check_output_path(locked / "new" / "out.mp4", overwrite=False)
+    finally:
+        locked.chmod(0o700)
 
 
 def test_output_path_accepts_new_file_and_uppercase_suffix(tmp_path):

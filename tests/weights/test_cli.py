@@ -115,3 +115,15 @@ def test_verify_broken_folder_exits_3_with_a_json_report(tiny_folder: Path) -> N
 def test_verify_sound_folder_exits_0(tiny_folder: Path) -> None:
     code, stdout, _ = run("verify", str(tiny_folder), "--json")
     assert code == 0 and json.loads(stdout)["files_checked"] == 2
+
+
+def test_list_fits_80_columns_with_every_value_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    code, stdout, _ = run("list")
+    lines = stdout.splitlines()
+    assert code == 0 and all(len(line) <= 80 for line in lines) and "…" not in stdout
+    rows = {line.split()[0]: line.split() for line in lines[1:-1]}
+    assert rows["skyreels-v3-a2v"] == ["skyreels-v3-a2v", "64", "GB", "Skywork", "Community", "License",
+                                       "wav2vec2", "no"]  # fmt: skip
+    assert rows["tiny-humo"] == ["tiny-humo", "-", "Apache-2.0", "whisper", "make-tiny"]
+    assert lines[-1] == "default: skyreels-v3-a2v; make-tiny models: `skyaudio weights make-tiny DIR`"

@@ -10,6 +10,7 @@ import numpy as np
 from safetensors.numpy import save
 
 from skyaudio_cli.weights import LOCAL_MODEL_FILE, verify_model
+from skyaudio_cli.weights.manifest import human_size
 from skyaudio_cli.weights.verify import _safetensors_problem
 
 from .conftest import HubSetup
@@ -129,3 +130,36 @@ def test_safetensors_header_check(tmp_path: Path) -> None:
 
     path.write_bytes(b"\x01\x02")
     assert _safetensors_problem(path, 2) == "truncated safetensors file (no header)"
+
+
+def test_missing_weights_name_the_fetch_command_and_its_size(hub_setup: HubSetup) -> None:
+    spec = hub_setup.manifest.get("fake-a2v")
+    report = _verify(hub_setup)
+    size = human_size(spec.size_bytes)
+    assert report.remedy == (
+        f"run: skyaudio weights fetch fake-a2v (fetches transformer, vae, text_encoder, tokenizer, "
+        f"audio_encoder: up to {size})"
+    )
+    assert report.summary().endswith(f"; {report.remedy}") and report.to_json()["remedy"] == report.remedy
+
+
+def test_the_fetch_command_covers_only_the_components_with_files_missing(
+    hub_setup: HubSetup, tmp_path
+) -> None:
+    resolved = hub_setup.fetch()
+    (resolved.components["vae"] / "config.json").unlink()
+    vae = human_size(hub_setup.manifest.get("fake-a2v").components["vae"].size_bytes)
+    assert _verify(hub_setup).remedy == f"run: skyaudio weights fetch fake-a2v (fetches vae: up to {vae})"
+
+    folder = tmp_path / "model"
+    hub_setup.fetch(local_dir=folder)
+    (folder / "org--shared" / "vae" / "config.json").unlink()
+    remedy = _verify(hub_setup, folder).remedy
+    assert remedy == f"run: skyaudio weights fetch fake-a2v --dir {folder} (fetches vae: up to {vae})"
+
+
+def test_no_fetch_command_for_damage_it_does_not_repair(hub_setup: HubSetup) -> None:
+    resolved = hub_setup.fetch()
+    _truncate(resolved.components["transformer"] / SHARD, 10)
+    report = _verify(hub_setup)
+    assert not report.ok and report.remedy is None

@@ -5,7 +5,9 @@ output is already complete are skipped under `--resume`.
 """
 
 import dataclasses
+import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,10 +41,20 @@ class Shard:
         return index % self.n == self.k
 
 
+@dataclass(frozen=True)
+class UnavailableModel:
+    """A model whose weights are not here (or a name that is no model): every job of it fails."""
+
+    model: str
+    error: SkyaudioError
+    lines: tuple[int, ...]
+
+
 @dataclass
 class Plan:
     to_run: list[BatchJob]
     decided: list[JobResult]  # failed validation, or skipped as complete
+    unavailable: list[UnavailableModel] = dataclasses.field(default_factory=list)
 
     @property
     def indices(self) -> list[int]:
@@ -83,19 +95,42 @@ def plan_batch(
             parsed[line.index] = bad
     # Over the whole manifest, not just this shard: two shards writing one file would race.
     first_writer = _first_writers(parsed.values())
-    plan = Plan(to_run=[], decided=[])
-    for line in lines:
-        if shard is not None and not shard.selects(line.index):
-            continue
+
+    def plan_line(line: ManifestLine) -> BatchJob | JobResult:
         outcome = parsed[line.index]
         try:
             if isinstance(outcome, SkyaudioError):
                 raise outcome
-            planned = _plan_job(outcome, first_writer, resume=resume, device=device)
+            return _plan_job(outcome, first_writer, resume=resume, device=device)
         except SkyaudioError as bad:
-            planned = _invalid(line, outcome, bad)
-        (plan.decided if isinstance(planned, JobResult) else plan.to_run).append(planned)
+            return _invalid(line, outcome, bad)
+
+    selected = [line for line in lines if shard is None or shard.selects(line.index)]
+    plan = Plan(to_run=[], decided=[])
+    # Validation waits on ffmpeg probes (subprocesses), so threads overlap them: ~75 ms a line
+    # one after another on the 2-core sandbox (bench/RESULTS.md).
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for planned in pool.map(plan_line, selected):
+            (plan.decided if isinstance(planned, JobResult) else plan.to_run).append(planned)
+    _check_models(plan)
     return plan
+
+
+def _check_models(plan: Plan) -> None:
+    """Each model once: its weights must be on this machine, or all its jobs fail with one reason."""
+    from skyaudio_cli.weights import resolve_model
+
+    for model in dict.fromkeys(job.job.settings.model for job in plan.to_run):
+        try:
+            resolve_model(model)
+        except SkyaudioError as bad:
+            jobs = [job for job in plan.to_run if job.job.settings.model == model]
+            plan.to_run = [job for job in plan.to_run if job.job.settings.model != model]
+            plan.unavailable.append(UnavailableModel(model, bad, tuple(job.line for job in jobs)))
+            plan.decided.extend(
+                JobResult(job.line, job.index, job.task, FAILED, str(job.job.output), bad.exit_code, str(bad))
+                for job in jobs
+            )
 
 
 def _plan_job(

@@ -45,11 +45,13 @@ def run_batch(options: BatchOptions) -> int:
     )  # fmt: skip
     invalid = _report_plan(plan)
     if options.validate_only:
-        return EXIT_USAGE if invalid else EXIT_OK
-    if options.fail_fast and invalid:
+        return _validation_exit_code(plan, invalid)
+    if options.fail_fast and (invalid or plan.unavailable):
         plan.to_run = []
 
     with ExitStack() as stack:
+        if options.results is not None:
+            options.results.parent.mkdir(parents=True, exist_ok=True)  # as for every output
         sink = sys.stdout if options.results is None else stack.enter_context(options.results.open("w"))
         stream = ResultStream(sink, plan.indices)
         for result in plan.decided:
@@ -75,13 +77,30 @@ def run_batch(options: BatchOptions) -> int:
 
 
 def _report_plan(plan: Plan) -> int:
-    """Print every invalid line at once, before any model loads; returns how many there are."""
-    invalid = [result for result in plan.decided if result.status == FAILED]
+    """Print every invalid line, and each model without weights once, before any model loads;
+    returns how many lines are invalid (not counting the jobs of models without weights)."""
+    without_weights = {line for model in plan.unavailable for line in model.lines}
+    failed = [result for result in plan.decided if result.status == FAILED]
+    invalid = [result for result in failed if result.line not in without_weights]
     for result in invalid:
         output.error_line(f"line {result.line}: {result.error}")
-    skipped = len(plan.decided) - len(invalid)
-    output.info(f"batch: {len(plan.to_run)} jobs to run, {skipped} already complete, {len(invalid)} invalid")
+    for model in plan.unavailable:
+        lines = ", ".join(map(str, model.lines))
+        output.error_line(f"{model.error} (line{'s' if len(model.lines) > 1 else ''} {lines})")
+    skipped = len(plan.decided) - len(failed)
+    output.info(
+        f"batch: {len(plan.to_run)} jobs to run, {skipped} already complete, {len(invalid)} invalid, "
+        f"{len(without_weights)} for models without weights"
+    )
     return len(invalid)
+
+
+def _validation_exit_code(plan: Plan, invalid: int) -> int:
+    """--validate-only: 2 for invalid lines, else the code of the first missing model (3 for weights
+    not downloaded, 2 for a name that is no model), else 0."""
+    if invalid:
+        return EXIT_USAGE
+    return plan.unavailable[0].error.exit_code if plan.unavailable else EXIT_OK
 
 
 def _run(plan: Plan, devices: list[str] | None, stream: ResultStream, fail_fast: bool) -> None:

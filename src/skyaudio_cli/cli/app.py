@@ -13,6 +13,8 @@ try:  # typer >= 0.24 ships its own copy of click and raises that copy's excepti
 except ImportError:  # pragma: no cover - older typer uses the click package
     from click import exceptions as click_exceptions
 
+from typer.core import TyperOption
+
 from skyaudio_cli import __version__
 from skyaudio_cli.batch.signals import Stopped, stop_signals_raise
 from skyaudio_cli.cli import output
@@ -20,14 +22,22 @@ from skyaudio_cli.cli.batch import batch
 from skyaudio_cli.cli.doctor import doctor
 from skyaudio_cli.cli.video_commands import edit_lipsync, extend, generate
 from skyaudio_cli.cli.weights import app as weights_app
-from skyaudio_cli.errors import EXIT_INTERRUPTED, EXIT_USAGE, SkyaudioError
+from skyaudio_cli.errors import EXIT_CODES, EXIT_INTERRUPTED, EXIT_USAGE, SkyaudioError
+
+# typer's help labels every option with its type, flags included (`--overwrite -y <bool>`), as if
+# they took a value; a flag is shown bare, as click and argparse show it.
+_type_label = TyperOption.display_type_rich
+TyperOption.display_type_rich = lambda self, ctx: None if self.is_flag else _type_label(self, ctx)
 
 app = typer.Typer(
     name="skyaudio",
     help="Talking-portrait videos from speech: generate, re-lip-sync and extend videos.",
+    epilog="Exit codes: " + ", ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()) + ".",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Markdown joins the wrapped lines of a docstring paragraph, as the terminal's width needs.
+    rich_markup_mode="markdown",
 )
 
 
@@ -43,8 +53,7 @@ def root(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
-    """Exit codes: 0 ok, 2 bad input, 3 weights missing/invalid, 4 runtime failure, 5 not available yet,
-    6 batch: some jobs failed, 7 batch: none succeeded, 130 interrupted, 143 terminated."""
+    """Options of `skyaudio` itself, before the subcommand."""
 
 
 app.command(no_args_is_help=True)(generate)
@@ -65,6 +74,11 @@ def main(argv: list[str] | None = None) -> None:
             returned = app(args=argv, prog_name="skyaudio", standalone_mode=False)
     except typer.Exit as done:
         sys.exit(done.exit_code)
+    except click_exceptions.NoArgsIsHelpError as bare:
+        # A command given no arguments: its help is the answer (typer has printed it already).
+        if bare.format_message().strip():
+            typer.echo(bare.format_message(), err=True)
+        sys.exit(EXIT_USAGE)
     except click_exceptions.UsageError as bad:
         failure = _usage_message(bad), EXIT_USAGE
     except SkyaudioError as error:

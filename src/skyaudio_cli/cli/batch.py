@@ -48,7 +48,8 @@ def batch(
     take them); a line's own values win.
 
     Exit codes: 0 every job succeeded or was already complete, 6 some jobs failed, 7 none succeeded,
-    2 bad manifest/options (or invalid lines with --validate-only), 130/143 interrupted.
+    2 bad manifest/options (or invalid lines with --validate-only), 3 with --validate-only: a model's
+    weights are missing, 130/143 interrupted.
     """
     from skyaudio_cli.batch.session import BatchOptions, run_batch
 

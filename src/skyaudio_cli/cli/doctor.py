@@ -1,8 +1,10 @@
 """`skyaudio doctor`: what this machine would run with, before any model is loaded.
 
-Versions, GPUs and their free memory, the attention backend / dtype / device `generate` would pick,
-host memory, ffmpeg, whether the default weights are downloaded, and which memory modes fit the
-first GPU. Every probe reports its own failure instead of stopping the others.
+Versions, GPUs and their free memory, the attention backend / dtype / device `generate` would pick
+(in the CLI's own names), host memory, ffmpeg, whether the default weights are downloaded, and which
+memory modes fit the first GPU. Every probe reports its own failure instead of stopping the others.
+torch is imported only where a GPU may be present (its import costs seconds and tells nothing new
+on a machine without one).
 """
 
 import platform
@@ -12,6 +14,7 @@ from typing import Any
 from skyaudio_cli import __version__
 from skyaudio_cli.cli import output
 from skyaudio_cli.cli.options import JsonOpt
+from skyaudio_cli.pipeline.preflight import cuda_unavailable_reason
 
 GIB = 1024**3
 
@@ -62,13 +65,11 @@ def _version(module: str) -> str | None:
 
 
 def _versions() -> dict[str, Any]:
-    import torch
-
     return {
         "skyaudio": __version__,
         "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
+        "torch": _version("torch"),
+        "cuda": _torch_cuda(),
         "diffusers": _version("diffusers"),
         "transformers": _version("transformers"),
         "xformers": _version("xformers"),
@@ -76,7 +77,18 @@ def _versions() -> dict[str, Any]:
     }
 
 
+def _torch_cuda() -> str | None:
+    """The CUDA version torch was built for; None, without importing torch, where no GPU can be used."""
+    if cuda_unavailable_reason():
+        return None
+    import torch
+
+    return torch.version.cuda
+
+
 def _gpus() -> list[dict[str, Any]]:
+    if cuda_unavailable_reason():
+        return []
     import torch
 
     gpus = []
@@ -94,17 +106,33 @@ def _gpus() -> list[dict[str, Any]]:
 
 
 def _runtime() -> dict[str, Any]:
+    """What `generate` with default options would run with, named as its options name them."""
     from skyaudio_cli.jobs import Settings
-    from skyaudio_cli.pipeline.device import resolve_attention_backend, resolve_device, resolve_dtype
 
     settings = Settings()
+    no_gpu = cuda_unavailable_reason()
+    if no_gpu:
+        return {"device": "cpu", "dtype": settings.dtype, "attention": "sdpa", "note": _cpu_only(no_gpu)}
+    from skyaudio_cli.pipeline.device import resolve_attention_backend, resolve_device, resolve_dtype
+
     device = resolve_device(settings.device)
-    dtype = resolve_dtype(settings.dtype, device)
-    return {
+    resolve_dtype(settings.dtype, device)
+    backend = resolve_attention_backend(settings.attention, device)
+    runtime = {
         "device": str(device),
-        "dtype": str(dtype).removeprefix("torch."),
-        "attention_backend": resolve_attention_backend(settings.attention, device),
+        "dtype": settings.dtype,
+        "attention": "sdpa" if backend == "native" else backend,  # diffusers calls SDPA "native"
     }
+    if device.type == "cpu":  # a GPU device is there, but torch cannot use it
+        runtime["note"] = _cpu_only("PyTorch sees none: check the driver")
+    return runtime
+
+
+def _cpu_only(reason: str) -> str:
+    return (
+        f"no CUDA GPU ({reason}): the real models need an NVIDIA GPU; on this machine only the tiny "
+        "test models (skyaudio weights make-tiny) run"
+    )
 
 
 def _host_memory() -> dict[str, float]:
@@ -136,12 +164,14 @@ def _default_weights() -> dict[str, Any]:
 def _memory_modes() -> list[dict[str, Any]]:
     """Transformer weight memory of the default 19B model per mode, and whether it fits GPU 0's free
     memory now (activations and the other components need several GB more)."""
-    import torch
-
     from skyaudio_cli.model.cost import weight_bytes
 
     weights = weight_bytes()
-    free = torch.cuda.mem_get_info(0)[0] if torch.cuda.is_available() else None
+    free = None
+    if not cuda_unavailable_reason():
+        import torch
+
+        free = torch.cuda.mem_get_info(0)[0] if torch.cuda.is_available() else None
     modes = {"bf16": weights.bf16, "fp8": weights.fp8, "offload": weights.offload_gpu}
     return [
         {

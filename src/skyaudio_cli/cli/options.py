@@ -241,6 +241,7 @@ DebugMaskOpt = Annotated[
 AllowNoFaceOpt = Annotated[
     bool,
     typer.Option(
+        "--allow-no-face",
         help="If no face is found at all, write the video unchanged with the new audio instead of failing.",
         rich_help_panel=EDIT,
     ),
@@ -255,6 +256,7 @@ LoopModeOpt = Annotated[
 KeepOriginalAudioOpt = Annotated[
     bool,
     typer.Option(
+        "--keep-original-audio",
         help="Video longer than the audio: play it to its end, with its original sound after the new "
         "audio (default: trim).",
         rich_help_panel=EDIT,

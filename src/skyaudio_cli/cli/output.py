@@ -13,6 +13,8 @@ from rich.markup import escape
 
 # No emoji codes: a file named "a:smile:b.mp4" must print as it is.
 stderr = Console(stderr=True, highlight=False, emoji=False)
+# In a log file (no terminal) a long warning stays one line instead of wrapping at 80 columns.
+stderr.soft_wrap = not stderr.is_terminal
 
 
 def info(message: str) -> None:
@@ -37,14 +39,11 @@ def emit_json(result: dict[str, Any]) -> None:
 
 
 def quiet_libraries() -> None:
-    """Silence transformers/diffusers info logs and their per-file progress bars.
+    """Silence transformers/diffusers info logs and their per-file progress bars for the process.
 
-    Called by commands before they import model code: the CLI shows its own progress, and
-    library chatter on stderr (e.g. 'Loading weights 0/39') buries the lines users need.
+    Called by commands once their input is valid, before they run model code: the CLI shows its
+    own progress, and library chatter on stderr buries the lines users need.
     """
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
+    from skyaudio_cli.pipeline.library_logs import silence_libraries
 
-    for library in (transformers_logging, diffusers_logging):
-        library.set_verbosity_error()
-        library.disable_progress_bar()
+    silence_libraries()

@@ -101,7 +101,7 @@ def extend(
     audio: AudioOpt,
     output_path: OutputOpt,
     append_only: Annotated[
-        bool, typer.Option(help="Write only the new continuation, not the original.")
+        bool, typer.Option("--append-only", help="Write only the new continuation, not the original.")
     ] = False,
     overwrite: OverwriteOpt = False,
     json_output: JsonOpt = False,
@@ -124,12 +124,17 @@ def extend(
 def _run_task(task: str, job, json_output: bool) -> None:
     """Validate `job` and run it with the batch registry's validation and runner, then report.
 
-    The runner (and torch with it) is imported only once the job is valid.
+    The runner (and torch with it) is imported only once the job is valid and its model's weights
+    are known to be on this machine, so a mistake is reported in well under a second.
     """
     from skyaudio_cli.batch.tasks import task_spec
+    from skyaudio_cli.pipeline.family import family_defaults
+    from skyaudio_cli.weights import resolve_model
 
     spec = task_spec(task)
     spec.validate(job)
+    family = family_defaults(resolve_model(job.settings.model).family)
+    family.check_scales(job.settings.text_scale, job.settings.audio_scale)
     output.quiet_libraries()
     run = spec.runner()
     from skyaudio_cli.pipeline.parallel import is_main_process

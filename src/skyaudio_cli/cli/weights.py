@@ -49,19 +49,23 @@ def list_models(json_output: bool = _JSON) -> None:
 
 
 def _print_table(rows: list[dict[str, object]]) -> None:
+    """A table that fits 80 columns; the default and how generated models are made go in a footnote."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
-    # The description stays in --json: in a table it wraps every row on 80-column terminals.
+    # The description stays in --json: in a table it wraps every row on 80-column terminals. Names
+    # and sizes never wrap; the other columns wrap rather than cut words off on narrower terminals.
     for column in ("model", "size", "licence", "audio", "downloaded"):
-        table.add_column(column, no_wrap=True)
+        table.add_column(column, no_wrap=column in ("model", "size"))
     for row in rows:
-        downloaded = {None: "local only", True: "yes", False: "no"}[row["downloaded"]]
-        name = f"{row['name']} (default)" if row["default"] else str(row["name"])
+        downloaded = {None: "make-tiny", True: "yes", False: "no"}[row["downloaded"]]
         size = human_size(int(row["size_bytes"])) if row["size_bytes"] else "-"
-        table.add_row(name, size, str(row["licence"]), str(row["audio_encoder"]), downloaded)
-    Console(highlight=False).print(table)
+        table.add_row(str(row["name"]), size, str(row["licence"]), str(row["audio_encoder"]), downloaded)
+    console = Console(highlight=False)
+    console.print(table)
+    default = next(row["name"] for row in rows if row["default"])
+    console.print(f"default: {default}; make-tiny models: `skyaudio weights make-tiny DIR`")
 
 
 @app.command()
@@ -140,8 +144,9 @@ def make_tiny_command(
     json_output: bool = _JSON,
 ) -> None:
     """Write a tiny random model in a real release's file layout (tests, smoke runs; outputs noise)."""
-    from skyaudio_cli.tiny import make_tiny, tiny_family
+    from skyaudio_cli.tiny import check_destination, make_tiny, tiny_family
 
+    check_destination(folder, family)
     output.quiet_libraries()
     made = make_tiny(folder, layout=family, seed=seed)
     if json_output:

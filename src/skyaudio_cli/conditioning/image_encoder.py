@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+from transformers import CLIPVisionConfig, CLIPVisionModel
 
 from skyaudio_cli.conditioning.checkpoint_files import load_pretrained_folder, load_pth_state_dict
 from skyaudio_cli.conditioning.original_keys import load_original_clip_vision
@@ -81,6 +81,9 @@ def make_tiny_image_encoder(
     torch.manual_seed(seed)
     CLIPVisionModel(config).save_pretrained(str(image_encoder_dir))
     if image_processor_dir is not None:
+        # Imported here: importing it prints a torchvision notice every loading user would see.
+        from transformers import CLIPImageProcessor
+
         CLIPImageProcessor(
             size={"shortest_edge": image_size},
             crop_size={"height": image_size, "width": image_size},

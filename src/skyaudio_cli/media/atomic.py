@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from skyaudio_cli.errors import InputError
+
 # '-' separates the name's fields, so it is replaced in the host name.
 _HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:32] or "localhost"
 
@@ -78,6 +80,8 @@ def _is_alive(pid: int) -> bool:
 def atomic_write_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to `dest`; rename it to `dest` on success, delete it on failure.
 
+    Missing parent folders of `dest` are created first (and stay, even if the block fails).
+
     The temporary file is not created here: the caller (or the tool it runs) creates it. If the
     block succeeds without creating it, FileNotFoundError is raised rather than pretending to have
     written `dest`. Any exception, KeyboardInterrupt included, removes the temporary file and
@@ -87,6 +91,11 @@ def atomic_write_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
     dest = Path(dest)
     remove_stale_partials(dest)
     partial = partial_path_for(dest)
+    try:
+        # Missing folders are created, as generation tools do (`-o out/new/talk.mp4` just works).
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"cannot create output folder {dest.parent}: {error.strerror or error}") from None
     try:
         yield partial
         os.replace(partial, dest)

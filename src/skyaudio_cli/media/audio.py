@@ -132,17 +132,30 @@ def open_audio(path: str | os.PathLike[str], sample_rate: int = DEFAULT_SAMPLE_R
     return AudioFile(samples, size, sample_rate)
 
 
+def check_audio_file(path: str | os.PathLike[str]) -> None:
+    """Refuse a file with no audio stream from its stream listing alone (milliseconds, no decoding).
+
+    Validation runs this before any model code is imported; `open_audio` decodes and checks it all.
+    """
+    path = require_input_file(path, "audio")
+    _check_streams(execute_ffmpeg(["-i", ffmpeg_file_url(path)]), path)
+
+
 def load_audio(path: str | os.PathLike[str], sample_rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
     """`open_audio` read whole into memory: for short clips and tests."""
     with open_audio(path, sample_rate) as audio:
         return audio[:]
 
 
-def _check_decode(result: FfmpegResult, path: Path) -> None:
+def _check_streams(result: FfmpegResult, path: Path) -> None:
     if not result.opened_input:
         raise InputError(f"not an audio or video file ffmpeg can read: {path} ({result.failure_reason()})")
     if not any(stream.kind == "Audio" for stream in result.streams):
         raise InputError(f"audio file has no audio stream: {path}")
+
+
+def _check_decode(result: FfmpegResult, path: Path) -> None:
+    _check_streams(result, path)
     if result.returncode != 0:
         raise InputError(f"cannot decode audio file {path}: {result.failure_reason()}")
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -24,10 +27,27 @@ def load_image(path: str | os.PathLike[str]) -> Image.Image:
     the file when it is missing, not an image, truncated/corrupt, or too large to decode safely.
     """
     path = require_input_file(path, "image")
+    with _decoding(path) as opened:
+        opened.load()
+        upright = ImageOps.exif_transpose(opened)
+    return _flatten_to_rgb(upright)
+
+
+def check_image_file(path: str | os.PathLike[str]) -> None:
+    """Refuse a file Pillow cannot identify as an image, reading its header only (no decoding).
+
+    Validation runs this before any model code is imported; `load_image` decodes and checks it all.
+    """
+    with _decoding(require_input_file(path, "image")):
+        pass
+
+
+@contextmanager
+def _decoding(path: Path) -> Iterator[Image.Image]:
+    """The opened image, with Pillow's errors turned into InputErrors naming `path`."""
     try:
         with Image.open(path) as opened:
-            opened.load()
-            upright = ImageOps.exif_transpose(opened)
+            yield opened
     except UnidentifiedImageError as error:
         raise InputError(f"not an image file Pillow can read: {path}") from error
     except Image.DecompressionBombError as error:
@@ -35,7 +55,6 @@ def load_image(path: str | os.PathLike[str]) -> Image.Image:
     except (OSError, SyntaxError, ValueError) as error:
         # Pillow reports truncated and malformed data as OSError/SyntaxError/ValueError.
         raise InputError(f"image file is corrupt or truncated: {path} ({error})") from error
-    return _flatten_to_rgb(upright)
 
 
 def _flatten_to_rgb(image: Image.Image) -> Image.Image:

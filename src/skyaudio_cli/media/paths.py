@@ -26,9 +26,10 @@ def check_output_path(
 ) -> Path:
     """Validate where an output will be written and return it as a Path.
 
-    Rejects a suffix outside `suffixes`, a directory, a missing or unwritable parent folder, and an
-    existing file unless `overwrite`. Writing itself goes through `atomic_write_path`, which needs
-    the folder to be writable (the temporary file lives next to the destination).
+    Rejects a suffix outside `suffixes`, a directory, a parent folder that is not writable (or, when
+    it is missing, cannot be created), and an existing file unless `overwrite`. Nothing is created
+    here: `atomic_write_path` creates missing folders when the output is written (the temporary
+    file lives next to the destination).
     """
     path = Path(path)
     if path.suffix.lower() not in suffixes:
@@ -36,12 +37,17 @@ def check_output_path(
     if path.is_dir():
         raise InputError(f"output path is a directory: {path}")
     folder = path.parent
-    if not folder.exists():
-        raise InputError(f"output folder does not exist: {folder}")
-    if not folder.is_dir():
-        raise InputError(f"output folder is not a directory: {folder}")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"output folder is not writable: {folder}")
+    # A missing folder is created when the output is written, inside the nearest one that exists.
+    base = folder if folder.exists() else next(parent for parent in folder.parents if parent.exists())
+    problem = None
+    if not base.is_dir():
+        problem = "is not a directory"
+    elif not os.access(base, os.W_OK | os.X_OK):
+        problem = "is not writable"
+    if problem is not None and base == folder:
+        raise InputError(f"output folder {problem}: {folder}")
+    if problem is not None:
+        raise InputError(f"cannot create output folder {folder}: {base} {problem}")
     if path.exists() and not overwrite:
         raise InputError(f"output file already exists (pass --overwrite to replace it): {path}")
     return path

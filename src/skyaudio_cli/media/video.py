@@ -33,7 +33,19 @@ from skyaudio_cli.media.paths import check_output_path, require_input_file
 from skyaudio_cli.media.video_writer import VideoWriter
 
 # The video API in one place for callers; writing lives in video_writer.py, path checks in paths.py.
-__all__ = ["VideoInfo", "VideoWriter", "check_output_path", "iter_frames", "probe_video", "read_last_frames"]
+__all__ = [
+    "VIDEO_SUFFIXES",
+    "VideoInfo",
+    "VideoWriter",
+    "check_output_path",
+    "check_video_file",
+    "iter_frames",
+    "probe_video",
+    "read_last_frames",
+]
+
+# A portrait with one of these suffixes is a video (its first frame is used), otherwise an image.
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"})
 
 # read_last_frames seeks this much before the frames it wants: the container duration can exceed
 # the video stream's (longer audio), and seeking lands on timestamps, not frame indices.
@@ -118,6 +130,14 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
         has_audio=header.has_audio,
         rotation=header.rotation,
     )
+
+
+def check_video_file(path: str | os.PathLike[str]) -> None:
+    """Refuse a file with no video stream from its stream listing alone (milliseconds, no decoding).
+
+    Validation runs this before any model code is imported; `probe_video` decodes and checks it all.
+    """
+    _read_header(require_input_file(path, "video"))
 
 
 def iter_frames(

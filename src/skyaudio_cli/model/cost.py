@@ -1,14 +1,14 @@
 """Analytic size and compute of the audio-conditioned DiT: parameters and bytes per memory mode, and
 FLOPs per forward (for model FLOP utilisation in the benchmark).
 
-Counts come from the release's tensor shapes (``original_key_shapes``) and from the matmuls of one
-forward; element-wise ops, norms and softmax are left out, as is usual for MFU.
+Counts come from the release's tensor shapes (``original_key_shapes``, no torch needed) and from the
+matmuls of one forward; element-wise ops, norms and softmax are left out, as is usual for MFU.
 """
 
 import math
 from dataclasses import dataclass
 
-from .tiny import original_key_shapes
+from .key_shapes import PATCH, original_key_shapes
 
 # The 19B release (skyreels-v3-a2v / Wan2.1-I2V-14B + InfiniteTalk audio layers).
 RELEASE_DIMS = {
@@ -27,7 +27,6 @@ RELEASE_DIMS = {
 RELEASE_HEADS = 40
 TEXT_TOKENS = 512
 IMAGE_TOKENS = 257
-PATCH = (1, 2, 2)
 GB = 1e9
 
 

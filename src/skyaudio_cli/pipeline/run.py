@@ -4,6 +4,7 @@ Frames go from the pipeline to ffmpeg as each window finishes, so memory does no
 video's length.
 """
 
+import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ from skyaudio_cli.media.audio import (
 )
 from skyaudio_cli.media.image import load_image
 from skyaudio_cli.media.soundtrack import Segment, Soundtrack
-from skyaudio_cli.media.video import VideoInfo, iter_frames, probe_video, read_last_frames
+from skyaudio_cli.media.video import VIDEO_SUFFIXES, VideoInfo, iter_frames, probe_video, read_last_frames
 from skyaudio_cli.media.video_writer import encoded_size
 from skyaudio_cli.pipeline.acceleration import Acceleration
 from skyaudio_cli.pipeline.cache import PipelineCache, PipelineKey
@@ -38,7 +39,8 @@ from skyaudio_cli.pipeline.video_output import resized, retime, video_sink
 # Muxed audio is decoded at this rate so the output keeps the input's quality, not the 16 kHz
 # the audio encoder needs.
 MUX_SAMPLE_RATE = 48000
-VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
+# Without a terminal, a progress line this often: ~40 lines for a 20-minute job.
+LOG_PROGRESS_SECONDS = 30.0
 
 
 def load_portrait(path: Path) -> Image.Image:
@@ -259,9 +261,63 @@ def _extended_soundtrack(job: ExtendJob, source: VideoInfo, original_seconds: fl
     return Soundtrack((original, Segment(job.audio)))
 
 
+class LogProgress:
+    """Progress for logs: a plain line every `interval` seconds, and at the first and last step.
+
+    A rich bar draws nothing until it ends when stderr is not a terminal (Slurm, nohup, `2> log`):
+    a 20-minute job would show no progress for as long. Used as the stream's `progress` callback.
+    """
+
+    def __init__(
+        self, stream: VideoStream, interval: float = LOG_PROGRESS_SECONDS, clock=time.monotonic, write=None
+    ) -> None:
+        self.windows = stream.windows
+        # Fused windows are denoised side by side, so no window is "current".
+        self.by_window = stream.mode != "fusion"
+        self.interval = interval
+        self.clock = clock
+        self.write = write or output.info
+        self.started = clock()
+        self.first_step: float | None = None
+        self.last: float | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        now = self.clock()
+        if self.first_step is None:
+            self.first_step = now
+        if done != 1 and done != total and self.last is not None and now - self.last < self.interval:
+            return
+        self.last = now
+        elapsed = now - self.started
+        where = ""
+        if self.by_window and total % self.windows == 0:
+            per_window = total // self.windows
+            window = min(self.windows, (done - 1) // per_window + 1)
+            where = f"window {window}/{self.windows}, "
+        # The first step also pays for encoding the prompt, portrait and audio: the rate is taken
+        # from the steps after it once there are any.
+        rate = (now - self.first_step) / (done - 1) if done > 1 else elapsed
+        eta = rate * (total - done)
+        self.write(
+            f"denoising: {where}step {done}/{total} ({100 * done // total}%), "
+            f"elapsed {_clock_time(elapsed)}, ETA {_clock_time(eta)}"
+        )
+
+
+def _clock_time(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}"
+
+
 @contextmanager
 def step_progress(stream: VideoStream) -> Iterator[None]:
-    """One bar over all windows x steps, with an ETA, while the stream is consumed."""
+    """One bar over all windows x steps, with an ETA, while the stream is consumed; plain lines
+    at a steady interval instead when stderr is not a terminal."""
+    if not output.stderr.is_terminal:
+        stream.progress = LogProgress(stream)
+        yield
+        return
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),

@@ -45,6 +45,7 @@ from skyaudio_cli.pipeline.conditioning import known_frames_mask, latent_frame_c
 from skyaudio_cli.pipeline.device import resolve_attention_backend, resolve_device, resolve_dtype
 from skyaudio_cli.pipeline.family import FamilyDefaults, family_defaults
 from skyaudio_cli.pipeline.known_latents import KnownLatents
+from skyaudio_cli.pipeline.library_logs import libraries_quiet
 from skyaudio_cli.pipeline.long_video import (
     MOTION_SCHEMES,
     KnownForWindow,
@@ -114,50 +115,51 @@ class TalkingVideoPipeline:
         the transformer while it loads, after the family's own LoRA (a preset's)."""
         from skyaudio_cli.weights import resolve_model
 
-        resolved = resolve_model(str(model))
-        defaults = family_defaults(resolved.family)
-        torch_device = resolve_device(device)
-        torch_dtype = resolve_dtype(dtype, torch_device)
-        parts = resolved.components
+        with libraries_quiet():  # their notices and per-file bars, not ours
+            resolved = resolve_model(str(model))
+            defaults = family_defaults(resolved.family)
+            torch_device = resolve_device(device)
+            torch_dtype = resolve_dtype(dtype, torch_device)
+            parts = resolved.components
 
-        def step(name: str) -> None:
-            if on_load is not None:
-                on_load(name)
+            def step(name: str) -> None:
+                if on_load is not None:
+                    on_load(name)
 
-        step("transformer")
-        transformer_files = [parts["transformer"]] + (
-            [parts["transformer_adapter"]] if "transformer_adapter" in parts else []
-        )
-        recipe = family_loras(parts, defaults)
-        transformer = load_accelerated_transformer(
-            transformer_files, device=torch_device, dtype=torch_dtype,
-            attention=resolve_attention_backend(attention, torch_device),
-            acceleration=acceleration or Acceleration(), num_steps=defaults.steps,
-            adapters=(*recipe, *loras),
-        )  # fmt: skip
-        step("vae")
-        # Like the reference, the VAE runs in float32: it is small, and bf16 decoding shows banding.
-        vae = VideoVAE.from_pretrained(parts["vae"], device=torch_device, dtype=torch.float32)
-        step("text encoder")
-        text_encoder = TextEncoder.from_pretrained(
-            parts["text_encoder"], parts["tokenizer"], device=torch_device, dtype=torch_dtype
-        )
-        # HuMo conditions on VAE latents only: its families ship no CLIP image encoder.
-        image_encoder = None
-        if "image_encoder" in parts:
-            step("image encoder")
-            image_encoder = ImageEncoder.from_pretrained(
-                parts["image_encoder"], device=torch_device, dtype=torch_dtype
+            step("transformer")
+            transformer_files = [parts["transformer"]] + (
+                [parts["transformer_adapter"]] if "transformer_adapter" in parts else []
             )
-        step("audio encoder")
-        audio_encoder = load_audio_encoder(
-            parts["audio_encoder"], resolved.audio_encoder, device=torch_device, dtype=torch.float32
-        )
-        return cls(
-            transformer=transformer, vae=vae, text_encoder=text_encoder, image_encoder=image_encoder,
-            audio_encoder=audio_encoder, defaults=defaults, device=torch_device, dtype=torch_dtype,
-            family_loras=recipe,
-        )  # fmt: skip
+            recipe = family_loras(parts, defaults)
+            transformer = load_accelerated_transformer(
+                transformer_files, device=torch_device, dtype=torch_dtype,
+                attention=resolve_attention_backend(attention, torch_device),
+                acceleration=acceleration or Acceleration(), num_steps=defaults.steps,
+                adapters=(*recipe, *loras),
+            )  # fmt: skip
+            step("vae")
+            # Like the reference, the VAE runs in float32: it is small, and bf16 decoding shows banding.
+            vae = VideoVAE.from_pretrained(parts["vae"], device=torch_device, dtype=torch.float32)
+            step("text encoder")
+            text_encoder = TextEncoder.from_pretrained(
+                parts["text_encoder"], parts["tokenizer"], device=torch_device, dtype=torch_dtype
+            )
+            # HuMo conditions on VAE latents only: its families ship no CLIP image encoder.
+            image_encoder = None
+            if "image_encoder" in parts:
+                step("image encoder")
+                image_encoder = ImageEncoder.from_pretrained(
+                    parts["image_encoder"], device=torch_device, dtype=torch_dtype
+                )
+            step("audio encoder")
+            audio_encoder = load_audio_encoder(
+                parts["audio_encoder"], resolved.audio_encoder, device=torch_device, dtype=torch.float32
+            )
+            return cls(
+                transformer=transformer, vae=vae, text_encoder=text_encoder, image_encoder=image_encoder,
+                audio_encoder=audio_encoder, defaults=defaults, device=torch_device, dtype=torch_dtype,
+                family_loras=recipe,
+            )  # fmt: skip
 
     # -- LoRA adapters (fused into the transformer's weights: no cost per step) ------------------
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from skyaudio_cli.weights import hub
 from skyaudio_cli.weights.local_folder import ResolvedModel, read_local_model
-from skyaudio_cli.weights.manifest import Manifest, ModelSpec, get_manifest
+from skyaudio_cli.weights.manifest import Manifest, ModelSpec, get_manifest, human_size, total_size
 from skyaudio_cli.weights.resolve import as_model_folder, hub_model
 
 _HASH_CHUNK = 8 << 20
@@ -32,12 +32,20 @@ class FileProblem:
     problem: str
 
 
+# Problems `weights fetch` cures: it downloads what is absent and resumes what was interrupted.
+NOT_DOWNLOADED, MISSING, NO_MATCH = "not downloaded", "missing", "no file matches"
+_FETCHABLE = (NOT_DOWNLOADED, MISSING, NO_MATCH)
+
+
 @dataclass(frozen=True)
 class VerifyReport:
     model: str
     family: str
     files_checked: int
     problems: tuple[FileProblem, ...]
+    # The command that fetches what is missing, with its size; None when nothing is, or when no
+    # command can (a folder not made by `fetch --dir`).
+    remedy: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -48,7 +56,8 @@ class VerifyReport:
             return f"{self.model}: {self.files_checked} files OK"
         first = self.problems[0]
         where = f"{first.component} {first.path}"
-        return f"{self.model}: {len(self.problems)} problem(s), first: {where}: {first.problem}"
+        summary = f"{self.model}: {len(self.problems)} problem(s), first: {where}: {first.problem}"
+        return f"{summary}; {self.remedy}" if self.remedy else summary
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -60,6 +69,7 @@ class VerifyReport:
                 {"component": problem.component, "path": problem.path, "problem": problem.problem}
                 for problem in self.problems
             ],
+            "remedy": self.remedy,
         }
 
 
@@ -83,17 +93,36 @@ def verify_model(
     folder = as_model_folder(name_or_path)
     if folder is not None:
         resolved = read_local_model(folder, manifest)
-        expected = _folder_files(resolved, manifest.models.get(resolved.family))
+        spec = manifest.models.get(resolved.family)
+        expected = _folder_files(resolved, spec)
         problems: list[FileProblem] = []
         family = resolved.family
+        fetch = f"skyaudio weights fetch {family} --dir {resolved.root}"
     else:
         spec = hub_model(manifest, os.fspath(name_or_path))
         expected, problems = _cache_files(spec, Path(cache_dir) if cache_dir is not None else None)
         family = spec.name
+        fetch = f"skyaudio weights fetch {family}"
     problems.extend(problem for item in expected if (problem := _check(item)) is not None)
+    fetchable = spec is not None and not spec.generated
     return VerifyReport(
-        model=os.fspath(name_or_path), family=family, files_checked=len(expected), problems=tuple(problems)
+        model=os.fspath(name_or_path),
+        family=family,
+        files_checked=len(expected),
+        problems=tuple(problems),
+        remedy=_remedy(spec, problems, fetch) if fetchable else None,
     )
+
+
+def _remedy(spec: ModelSpec, problems: list[FileProblem], fetch: str) -> str | None:
+    """`run: <fetch command> (components ..., ~size)` for the components with files missing."""
+    missing = [c for c in spec.components.values() if any(
+        p.component == c.name and p.problem in _FETCHABLE for p in problems
+    )]  # fmt: skip
+    if not missing:
+        return None
+    names = ", ".join(component.name for component in missing)
+    return f"run: {fetch} (fetches {names}: up to {human_size(total_size(missing))})"
 
 
 def _cache_files(spec: ModelSpec, cache_dir: Path | None) -> tuple[list[_ExpectedFile], list[FileProblem]]:
@@ -102,14 +131,14 @@ def _cache_files(spec: ModelSpec, cache_dir: Path | None) -> tuple[list[_Expecte
     for component in spec.components.values():
         snapshot, _ = hub.find_snapshot(component, cache_dir)
         if snapshot is None:
-            problems.append(FileProblem(component.name, component.repo, "not downloaded"))
+            problems.append(FileProblem(component.name, component.repo, NOT_DOWNLOADED))
             continue
         sizes = hub.expected_files(component, cache_dir=cache_dir)
         if sizes is None:
             # No listing cached: check what is there, and that every pattern found something.
             sizes = dict.fromkeys(hub.present_files(snapshot, component))
             problems.extend(
-                FileProblem(component.name, pattern, "no file matches")
+                FileProblem(component.name, pattern, NO_MATCH)
                 for pattern in hub.unmatched_patterns(snapshot, component)
             )
         digests = {component.repo_path(file): digest for file, digest in component.sha256.items()}
@@ -172,7 +201,7 @@ def _check(item: _ExpectedFile) -> FileProblem | None:
 
 def _file_problem(item: _ExpectedFile) -> str | None:
     if not item.path.is_file():
-        return "missing"
+        return MISSING
     actual = item.path.stat().st_size
     if item.size is not None and actual != item.size:
         return f"size {actual} bytes, expected {item.size} (incomplete or corrupt download)"
