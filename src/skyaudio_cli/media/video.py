@@ -35,6 +35,8 @@ from skyaudio_cli.media.video_writer import VideoWriter
 # The video API in one place for callers; writing lives in video_writer.py, path checks in paths.py.
 __all__ = ["VideoInfo", "VideoWriter", "check_output_path", "iter_frames", "probe_video", "read_last_frames"]
 
+# File names taken for videos where an option accepts an image or a video (generate --portrait).
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"})
 # read_last_frames seeks this much before the frames it wants: the container duration can exceed
 # the video stream's (longer audio), and seeking lands on timestamps, not frame indices.
 SEEK_MARGIN_SECONDS = 2.0

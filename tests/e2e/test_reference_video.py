@@ -1,0 +1,219 @@
+"""Following a reference video (InfiniteTalk's video-to-video mode) on the tiny model.
+
+Real media: the moving astronaut video re-encoded at 25, 30 and 29.97 fps. The window loops and the
+transformer run for real around the linear `FastVAE`. Expected source frames are computed here from
+time alone: model frame k (25 fps) shows the source frame covering k / 25 s, on a source looped
+back and forth (ping-pong) or held on its last frame (freeze).
+"""
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from skyaudio_cli.errors import InputError
+from skyaudio_cli.media.image import resize_center_crop
+from skyaudio_cli.media.video import VideoWriter, iter_frames
+from skyaudio_cli.pipeline.known_latents import KnownLatents
+from skyaudio_cli.pipeline.reference_video import KEYFRAME_SPACING, ReferenceVideo
+from skyaudio_cli.pipeline.talking_video import TalkingVideoPipeline
+
+from .fast_vae import FastVAE
+
+SIZE = 32
+AUDIO_FRAMES = 146  # 5.84 s: three windows (starts 0, 64, 128 for skyreels; 0, 76 for infinitetalk)
+
+
+@pytest.fixture(scope="module")
+def fast_pipe(tiny_model):
+    pipe = TalkingVideoPipeline.from_pretrained(tiny_model, device="cpu", dtype="fp32")
+    pipe.vae = FastVAE()
+    return pipe
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory, moving_face_frames):
+    """The 30-frame moving face at each rate (1.2 s at 25 fps, 1.0 s at 30): shorter than the audio."""
+    folder = tmp_path_factory.mktemp("followed")
+    paths = {}
+    for fps in (25, 30, 30000 / 1001):
+        paths[fps] = folder / f"face_{fps:.3f}.mp4"
+        with VideoWriter(paths[fps], fps=fps, width=320, height=240, crf=12) as writer:
+            writer.write(moving_face_frames)
+    return paths
+
+
+def tone(num_frames: int) -> np.ndarray:
+    return (0.2 * np.sin(np.arange(num_frames * 640) / 7.0)).astype(np.float32)
+
+
+def expected_source(k: int, fps: float, num_source: int, loop: str) -> int:
+    """Source frame at model frame k, by time: floor(k / 25 s * fps), then looped."""
+    i = math.floor(Fraction(k, 25) * Fraction(fps).limit_denominator(1001))
+    if i < num_source:
+        return i
+    if loop == "freeze":
+        return num_source - 1
+    period = 2 * (num_source - 1)
+    phase = i % period
+    return phase if phase < num_source else period - phase
+
+
+def timeline_frame(k: int) -> int:
+    """The last window runs past the audio's end; its frames mirror back, as its audio does."""
+    return k if k < AUDIO_FRAMES else 2 * AUDIO_FRAMES - 1 - k
+
+
+def fitted(frame: np.ndarray) -> torch.Tensor:
+    """The frame as the pipeline's portrait: cover-resize + centre crop, [3, H, W] in [-1, 1]."""
+    pixels = np.asarray(resize_center_crop(Image.fromarray(frame), SIZE, SIZE), dtype=np.float32)
+    return torch.from_numpy(pixels).permute(2, 0, 1) / 127.5 - 1.0
+
+
+def run_spied(pipe, monkeypatch, **kwargs):
+    """Run a stream; record the CLIP inputs and the I2V condition videos of every window."""
+    clip_inputs, conditions = [], []
+    encode_image, prepare_condition = pipe.encode_image, pipe.prepare_condition
+
+    def spy_clip(frames):
+        clip_inputs.append(frames.clone())
+        return encode_image(frames)
+
+    def spy_condition(video, known):
+        conditions.append((video.clone(), known.clone()))
+        return prepare_condition(video, known)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(pipe, "encode_image", spy_clip)
+        patched.setattr(pipe, "prepare_condition", spy_condition)
+        stream = pipe.stream(audio=tone(AUDIO_FRAMES), resolution=f"{SIZE}x{SIZE}", steps=1, **kwargs)
+        frames = np.concatenate(list(stream.frames))
+    return stream, frames, clip_inputs, conditions
+
+
+# Every rate with the ping-pong loop; freeze at one (the loop only changes the index arithmetic).
+@pytest.mark.parametrize(
+    ("fps", "loop"), [(25, "pingpong"), (30, "pingpong"), (30000 / 1001, "pingpong"), (30, "freeze")]
+)
+def test_each_window_is_conditioned_on_the_source_frame_at_its_time(
+    fast_pipe, videos, monkeypatch, fps, loop
+):
+    decoded = np.stack(list(iter_frames(videos[fps])))
+    assert len(decoded) == 30
+    stream, frames, clip_inputs, conditions = run_spied(
+        fast_pipe, monkeypatch, reference_video=ReferenceVideo.open(videos[fps], loop=loop),
+        long_video_mode="infinitetalk",
+    )  # fmt: skip
+    assert frames.shape == (AUDIO_FRAMES, SIZE, SIZE, 3)
+    starts = [0, 76]  # infinitetalk windows: 81 frames, 5 motion frames, no drop
+    # The first CLIP input is the portrait (the video's first frame); then one per window.
+    assert len(clip_inputs) == 1 + len(starts) == 1 + len(conditions)
+    for start, tokens_of, (video, known) in zip(starts, clip_inputs[1:], conditions, strict=True):
+        want = fitted(decoded[expected_source(start, fps, 30, loop)])
+        torch.testing.assert_close(tokens_of[0], want, rtol=0, atol=1e-6)
+        torch.testing.assert_close(video[0, :, 0], want, rtol=0, atol=1e-6)  # the I2V condition frame
+        assert known[0] and not known[1:].any()
+    # The window at 76 (3.04 s) is past the source's end: looped, not the last frame, unless frozen.
+    late = expected_source(76, fps, 30, loop)
+    assert (late == 29) == (loop == "freeze")
+
+
+def test_skyreels_windows_end_on_the_source_frame_at_their_end(fast_pipe, videos, monkeypatch):
+    decoded = np.stack(list(iter_frames(videos[30])))
+    stream, _, clip_inputs, conditions = run_spied(
+        fast_pipe, monkeypatch, reference_video=ReferenceVideo.open(videos[30]), long_video_mode="skyreels"
+    )
+    starts = [0, 64, 128]  # 81 frames, 5 motion frames, 12 dropped: no preview window when following
+    assert stream.windows == len(conditions) == len(starts) == len(clip_inputs) - 1
+    for start, tokens_of, (video, known) in zip(starts, clip_inputs[1:], conditions, strict=True):
+        torch.testing.assert_close(tokens_of[0], fitted(decoded[expected_source(start, 30, 30, "pingpong")]))
+        end = fitted(decoded[expected_source(timeline_frame(start + 80), 30, 30, "pingpong")])
+        torch.testing.assert_close(video[0, :, -1], end, rtol=0, atol=1e-6)
+        assert known[-5:].all()  # the release's 5-frame keyframe slot holds the source's frame
+
+
+def test_keyframe_latents_are_the_encoded_source_noised_to_every_step(fast_pipe, videos, monkeypatch):
+    fps, loop, steps = 30, "pingpong", 3
+    decoded = np.stack(list(iter_frames(videos[fps])))
+    imposed = []  # (known latents, t, noise it drew, result)
+    impose = KnownLatents.impose
+
+    def spy(self, latents, t):
+        state = self.generator.get_state() if self.generator is not None else None
+        result = impose(self, latents, t)
+        noise = None
+        if state is not None:
+            noise = torch.randn(self.clean.shape, generator=torch.Generator().set_state(state))
+        imposed.append((self, t, noise, result))
+        return result
+
+    monkeypatch.setattr(KnownLatents, "impose", spy)
+    stream = fast_pipe.stream(
+        reference_video=ReferenceVideo.open(videos[fps], loop=loop), audio=tone(AUDIO_FRAMES),
+        resolution=f"{SIZE}x{SIZE}", steps=steps, long_video_mode="infinitetalk",
+    )  # fmt: skip
+    list(stream.frames)
+    keyframes = [j for j in range(1, 21) if (4 * j) % KEYFRAME_SPACING == 0]
+    assert keyframes == [5, 10, 15, 20]  # every 5th latent of the 21
+    followed = {}
+    for held, t, noise, result in imposed:
+        if held.noised and held.mask.flatten().tolist() == [float(j in keyframes) for j in range(21)]:
+            followed.setdefault(id(held), (held, []))[1].append((t, noise, result))
+    assert len(followed) == 2  # one per window
+    for start, (held, calls) in zip([0, 76], followed.values(), strict=True):
+        clip = torch.stack(
+            [
+                fitted(decoded[expected_source(timeline_frame(k), fps, 30, loop)])
+                for k in range(start, start + 81)
+            ]
+        )
+        encoded = FastVAE().encode(clip.transpose(0, 1)[None])
+        torch.testing.assert_close(held.clean[:, :, keyframes], encoded[:, :, keyframes], rtol=0, atol=1e-6)
+        timesteps = [t for t, _, _ in calls]
+        assert len(timesteps) == steps + 1 and timesteps[-1] == 0  # before the first step, after each
+        for t, noise, result in calls:
+            sigma = t / 1000
+            want = (1 - sigma) * encoded + sigma * noise
+            torch.testing.assert_close(result[:, :, keyframes], want[:, :, keyframes], rtol=0, atol=1e-5)
+
+
+def test_motion_frames_still_chain_what_was_generated(fast_pipe, videos, monkeypatch):
+    """Later windows re-impose the generated tail as motion latents, not the source's frames."""
+    imposed = []
+    impose = KnownLatents.impose
+
+    def spy(self, latents, t):
+        imposed.append(self)
+        return impose(self, latents, t)
+
+    monkeypatch.setattr(KnownLatents, "impose", spy)
+    stream = fast_pipe.stream(
+        reference_video=ReferenceVideo.open(videos[25]), audio=tone(AUDIO_FRAMES),
+        resolution=f"{SIZE}x{SIZE}", steps=1, long_video_mode="infinitetalk",
+    )  # fmt: skip
+    frames = np.concatenate(list(stream.frames))
+    motion = [held for held in imposed if not held.noised]  # infinitetalk's clean motion latents
+    last_motion = motion[-1].clean[:, :, :2]
+    # The second window's motion frames are output frames 76..80, the first window's last five
+    # (written as uint8: rounding moves the linear latents by < 0.02).
+    tail = torch.from_numpy(frames[76:81]).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
+    torch.testing.assert_close(last_motion, FastVAE().encode(tail), rtol=0, atol=0.02)
+    decoded = np.stack(list(iter_frames(videos[25])))
+    source = torch.stack([fitted(decoded[expected_source(k, 25, 30, "pingpong")]) for k in range(76, 81)])
+    assert (FastVAE().encode(source.transpose(0, 1)[None]) - last_motion).abs().max() > 0.1
+
+
+def test_in_memory_frames_and_refusals(fast_pipe, moving_face_frames, portrait_png):
+    video = ReferenceVideo.from_frames(list(moving_face_frames[:4]), fps=25, loop="freeze")
+    stream = fast_pipe.stream(reference_video=video, audio=tone(9), resolution=f"{SIZE}x{SIZE}", steps=1)
+    assert np.concatenate(list(stream.frames)).shape == (9, SIZE, SIZE, 3)
+    assert video.model_frame_sources(9, 25, 9 / 25) == [0, 1, 2, 3, 3, 3, 3, 3, 3]
+    with pytest.raises(InputError, match="exactly one of portrait"):
+        fast_pipe.stream(reference_video=video, portrait=Image.open(portrait_png), audio=tone(9))
+    with pytest.raises(InputError, match="fusion"):
+        fast_pipe.stream(reference_video=video, audio=tone(9), long_video_mode="fusion")
+    with pytest.raises(InputError, match="uint8 RGB frames"):
+        ReferenceVideo.from_frames(np.zeros((2, 8, 8), np.uint8))
