@@ -178,3 +178,22 @@ def test_validate_only_reports_all_invalid_lines_and_loads_nothing(
     ok = write_manifest(tmp_path / "ok.jsonl", [job_line(clips[0], tmp_path / "a.mp4")])
     assert batch_cli(ok, "--validate-only")[0] == 0
     assert not (tmp_path / "a.mp4").exists()
+
+
+def test_reference_and_edit_modes_parse_like_their_options():
+    job = parse({**BASE, "portrait": "clip.mp4", "reference_mode": "first-frame", "loop_mode": "freeze"})
+    assert (job.reference_mode, job.loop_mode) == ("first-frame", "freeze") and not job.follows_video
+    assert parse({**BASE, "portrait": "clip.mov"}).follows_video  # a video is followed by default
+    edit = parse_line(
+        ManifestLine(
+            1, 0, json.dumps({**BASE, "task": "edit-lipsync", "video": "v.mp4", "mode": "full-frame"})
+        )
+    ).job
+    assert edit.mode == "full-frame"
+    bad = [
+        ({"reference_mode": "sideways"}, "'sideways' is not one of"),
+        ({"task": "edit-lipsync", "video": "v.mp4", "mode": "blur"}, "'blur' is not one of"),
+    ]
+    for fields, message in bad:
+        with pytest.raises(InputError, match=message):
+            parse({**BASE, **fields})

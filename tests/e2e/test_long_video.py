@@ -22,19 +22,9 @@ from skyaudio_cli.media.video import VideoWriter, iter_frames, probe_video
 from skyaudio_cli.pipeline import talking_video
 from skyaudio_cli.pipeline.cache import PipelineCache, PipelineKey
 from skyaudio_cli.pipeline.run import run_extend, run_generate
-from skyaudio_cli.pipeline.talking_video import TalkingVideoPipeline
-
-from .fast_vae import FastVAE
 
 SAMPLES_PER_FRAME = 640  # 16 kHz / 25 fps
 MEMORY_WORKER = Path(__file__).with_name("peak_memory_worker.py")
-
-
-@pytest.fixture(scope="module")
-def fast_pipe(tiny_model):
-    pipe = TalkingVideoPipeline.from_pretrained(tiny_model, device="cpu", dtype="fp32")
-    pipe.vae = FastVAE()
-    return pipe
 
 
 @pytest.fixture(scope="module")

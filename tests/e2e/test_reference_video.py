@@ -15,23 +15,19 @@ import torch
 from PIL import Image
 
 from skyaudio_cli.errors import InputError
+from skyaudio_cli.jobs import GenerateJob, Settings
+from skyaudio_cli.media.audio import load_audio
 from skyaudio_cli.media.image import resize_center_crop
-from skyaudio_cli.media.video import VideoWriter, iter_frames
+from skyaudio_cli.media.video import VideoWriter, iter_frames, probe_video
 from skyaudio_cli.pipeline.known_latents import KnownLatents
 from skyaudio_cli.pipeline.reference_video import KEYFRAME_SPACING, ReferenceVideo
-from skyaudio_cli.pipeline.talking_video import TalkingVideoPipeline
+from skyaudio_cli.pipeline.run import run_generate
 
 from .fast_vae import FastVAE
+from .test_long_video import _cache_with
 
 SIZE = 32
 AUDIO_FRAMES = 146  # 5.84 s: three windows (starts 0, 64, 128 for skyreels; 0, 76 for infinitetalk)
-
-
-@pytest.fixture(scope="module")
-def fast_pipe(tiny_model):
-    pipe = TalkingVideoPipeline.from_pretrained(tiny_model, device="cpu", dtype="fp32")
-    pipe.vae = FastVAE()
-    return pipe
 
 
 @pytest.fixture(scope="module")
@@ -217,3 +213,112 @@ def test_in_memory_frames_and_refusals(fast_pipe, moving_face_frames, portrait_p
         fast_pipe.stream(reference_video=video, audio=tone(9), long_video_mode="fusion")
     with pytest.raises(InputError, match="uint8 RGB frames"):
         ReferenceVideo.from_frames(np.zeros((2, 8, 8), np.uint8))
+
+
+HUMO_FRAMES = 97 + 60  # two fused windows: latents [0, 25) and [20, 40), i.e. frames 0 and 80 on
+
+
+def test_humo_fused_windows_take_their_reference_latent_from_the_source(humo_pipe, videos, monkeypatch):
+    decoded = np.stack(list(iter_frames(videos[30])))
+    calls = []
+    forward = humo_pipe.transformer.forward
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["hidden_states"])
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(humo_pipe.transformer, "forward", spy)
+    stream = humo_pipe.stream(
+        reference_video=ReferenceVideo.open(videos[30]), audio=tone(HUMO_FRAMES), resolution="64x64", steps=1
+    )
+    assert np.concatenate(list(stream.frames)).shape == (HUMO_FRAMES, 64, 64, 3)
+    assert stream.windows == len(calls) == 2
+    # 3.2 s into a 1 s source at 30 fps: frame 96 of the ping-pong timeline, i.e. source frame 20.
+    assert expected_source(80, 30, 30, "pingpong") == 20
+    for start, hidden in zip([0, 80], calls, strict=True):
+        frame = Image.fromarray(decoded[expected_source(start, 30, 30, "pingpong")])
+        reference = humo_pipe.encode_portrait(frame, 64, 64)[0, :, 0]
+        # humo-17b: after 16 noise + 4 mask channels; humo-1.7b: the extra latent frame itself.
+        extra = hidden[:, 20:, -1] if humo_pipe.appends_masked_condition else hidden[:, :, -1]
+        assert any(torch.equal(e, reference) for e in extra), f"window at frame {start}"
+    other = humo_pipe.encode_portrait(Image.fromarray(decoded[0]), 64, 64)[0, :, 0]
+    assert not torch.equal(other, humo_pipe.encode_portrait(Image.fromarray(decoded[20]), 64, 64)[0, :, 0])
+
+
+# -- generate jobs with a video portrait ----------------------------------------------------
+
+
+@pytest.mark.parametrize(("reference_mode", "windows"), [(None, 2), ("first-frame", 3)])
+def test_generate_lasts_as_long_as_the_audio_at_the_output_fps(
+    tmp_path, fast_pipe, tiny_model, videos, make_wav, reference_mode, windows
+):
+    audio = make_wav(tmp_path / "speech.wav", tone(100)[:-123])  # 3.99 s
+    settings = Settings(
+        model=str(tiny_model), device="cpu", dtype="fp32", resolution="32x32", steps=1, fps=30
+    )
+    job = GenerateJob(
+        audio=audio, output=tmp_path / "o.mp4", portrait=videos[30], reference_mode=reference_mode,
+        loop_mode="freeze", settings=settings,
+    )  # fmt: skip
+    result = run_generate(job, pipelines=_cache_with(fast_pipe, settings))
+    seconds = (100 * 640 - 123) / 16000
+    info = probe_video(job.output)
+    assert info.fps == 30 and info.has_audio
+    assert info.num_frames == math.ceil(seconds * 30) == result["frames"]
+    assert abs(load_audio(job.output).size / 16000 - seconds) < 0.05
+    # skyreels' preview window is made only from a single portrait; a followed video gives keyframes.
+    assert result["windows"] == windows
+    assert result["reference_mode"] == (reference_mode or "follow")
+
+
+def test_image_portrait_defaults_to_first_frame_and_refuses_follow(
+    tmp_path, run_cli, tiny_model, portrait_png, speech_wav
+):
+    job = GenerateJob(audio=speech_wav, output=tmp_path / "o.mp4", portrait=portrait_png)
+    assert not job.follows_video and not job.portrait_is_video
+    out = tmp_path / "x.mp4"
+    code, _, err = run_cli(
+        ["generate", "-p", portrait_png, "-a", speech_wav, "-m", tiny_model, "-o", out, "--reference-mode",
+         "follow"]
+    )  # fmt: skip
+    assert code == 2 and "--reference-mode follow" in err and "is not a video" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_follow_with_latent_fusion_is_refused_before_loading(
+    tmp_path, run_cli, tiny_model, videos, speech_wav, monkeypatch
+):
+    from skyaudio_cli.pipeline import run
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(run, "load_pipeline", no_loading)
+    out = tmp_path / "x.mp4"
+    code, _, err = run_cli(
+        ["generate", "-p", videos[30], "-a", speech_wav, "-m", tiny_model, "-o", out, "--long-video-mode",
+         "fusion", "--device", "cpu"]
+    )  # fmt: skip
+    assert code == 2 and "--long-video-mode fusion" in err and not out.exists()
+    code, _, err = run_cli(
+        ["generate", "-p", videos[30], "-a", speech_wav, "-m", tiny_model, "-o", out, "--reference-mode",
+         "sideways"]
+    )  # fmt: skip
+    assert code == 2 and "--reference-mode" in err
+
+
+def test_edit_lipsync_refuses_humo_before_loading(
+    tmp_path, run_cli, humo_model, videos, speech_wav, monkeypatch
+):
+    from skyaudio_cli.pipeline import run_lipsync
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(run_lipsync, "load_pipeline", no_loading)
+    out = tmp_path / "x.mp4"
+    for mode in ("mask", "full-frame"):
+        code, _, err = run_cli(
+            ["edit-lipsync", "--mode", mode, "-v", videos[25], "-a", speech_wav, "-m", humo_model, "-o", out]
+        )
+        assert code == 2 and "conditioned on a reference image" in err and len(err.strip().splitlines()) == 1

@@ -10,17 +10,8 @@ from PIL import Image
 
 from skyaudio_cli.errors import InputError
 from skyaudio_cli.media.image import resize_center_crop
+from skyaudio_cli.pipeline.conditioning import frames_to_tensor
 from skyaudio_cli.pipeline.family import family_defaults
-from skyaudio_cli.pipeline.talking_video import TalkingVideoPipeline, frames_to_tensor
-
-from .fast_vae import FastVAE
-
-
-@pytest.fixture(scope="module")
-def fast_pipe(tiny_model):
-    pipe = TalkingVideoPipeline.from_pretrained(tiny_model, device="cpu", dtype="fp32")
-    pipe.vae = FastVAE()
-    return pipe
 
 
 @pytest.fixture(scope="module")

@@ -26,10 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from skyaudio_cli.errors import InputError
+from skyaudio_cli.media.image import resize_center_crop_array
 from skyaudio_cli.pipeline.conditioning import LATENT_FRAME_STRIDE
 from skyaudio_cli.pipeline.edit_timeline import LoopMode, plan_timeline
 from skyaudio_cli.pipeline.frame_rate import output_frame_count, resample_frame_indices
 from skyaudio_cli.pipeline.source_frames import WindowReader, frames_in_order
+from skyaudio_cli.pipeline.video_output import resized
 
 # Frames between two source keyframes held as known latents: every 5th latent (0.8 s at 25 fps), so
 # an 81-frame window holds 4 of its 21 latents and the speech moves the face between them.
@@ -37,15 +39,21 @@ KEYFRAME_SPACING = 20
 assert KEYFRAME_SPACING % LATENT_FRAME_STRIDE == 0  # keyframes sit on latent frames
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # frames in memory are an array: compared by identity
 class ReferenceVideo:
     """The frames a generation follows: a video file (read at the constant rate `fps`) or uint8
-    frames [n, H, W, 3] in memory, looped by `loop` when shorter than the audio."""
+    frames [n, H, W, 3] in memory, looped by `loop` when shorter than the audio.
+
+    `crop`: frames are cover-resized and centre-cropped to the model's size, as a portrait is; or
+    plain-resized, for generated frames that are resized back onto the source (edit-lipsync
+    full-frame), so the picture keeps its geometry through the round trip.
+    """
 
     source: Path | np.ndarray
     fps: float
     num_frames: int
     loop: LoopMode = LoopMode.pingpong
+    crop: bool = True
 
     @classmethod
     def open(cls, path: str | Path, *, loop: str = LoopMode.pingpong) -> ReferenceVideo:
@@ -68,6 +76,12 @@ class ReferenceVideo:
 
     def first_frame(self) -> np.ndarray:
         return next(self.frames([0]))
+
+    def fit(self, frame: np.ndarray, width: int, height: int) -> np.ndarray:
+        """A source frame (uint8 [H, W, 3]) at the model's size, by `crop`."""
+        if self.crop:
+            return resize_center_crop_array(frame, width, height)
+        return next(resized([frame], width, height))
 
     def model_frame_sources(self, num_frames: int, model_fps: float, seconds: float) -> list[int]:
         """The source frame shown at each of `num_frames` model frames (at `model_fps`) of a video

@@ -89,6 +89,8 @@ def prepare_edit(job: EditLipsyncJob, pipelines=None) -> EditRun:
     seconds = audio_duration(speech, SAMPLE_RATE)
     resolved = resolve_model(s.model)
     defaults = family_defaults(resolved.family)
+    if defaults.architecture == "humo":  # reference latents only: no CLIP image or I2V condition frame
+        raise InputError(f"--model {s.model}: edit-lipsync needs a family conditioned on a reference image")
     defaults.check_scales(s.text_scale, s.audio_scale)
     warn_if_random_weights(resolved.family, defaults)
     speech = at_family_loudness(speech, defaults)
@@ -179,10 +181,10 @@ def _generate(job: EditLipsyncJob, plan: EditPlan, regions: Regions, speech: Wav
     whole frames following the source (at the family's size for its aspect ratio) in full-frame."""
     s = job.settings
     pipe = load_pipeline(pipelines, s)
-    if getattr(pipe, "image_encoder", None) is None:
-        raise InputError(f"--model {s.model}: edit-lipsync needs a family conditioned on a reference image")
     if EditMode(job.mode) == EditMode.full_frame:
-        followed = ReferenceVideo(plan.video, plan.fps, len(regions.crops), LoopMode(job.loop_mode))
+        followed = ReferenceVideo(
+            plan.video, plan.fps, len(regions.crops), LoopMode(job.loop_mode), crop=False
+        )
         source = {"reference_video": followed, "resolution": s.resolution}
     else:
         width, height = pick_size(s.resolution or pipe.defaults.resolution, 1, 1, pipe.defaults.size_buckets)

@@ -35,7 +35,7 @@ from skyaudio_cli.conditioning.text import TextEncoder
 from skyaudio_cli.conditioning.vae import VideoVAE
 from skyaudio_cli.errors import InputError
 from skyaudio_cli.media.audio import Wave, audio_duration
-from skyaudio_cli.media.image import resize_center_crop, resize_center_crop_array
+from skyaudio_cli.media.image import resize_center_crop
 from skyaudio_cli.model.transformer import AudioWanTransformer3DModel
 from skyaudio_cli.pipeline.acceleration import Acceleration, denoising_session, load_accelerated_transformer
 from skyaudio_cli.pipeline.audio_stream import feature_stream
@@ -320,16 +320,18 @@ class TalkingVideoPipeline:
                 resolution or d.resolution, portrait.width, portrait.height, d.size_buckets
             )
             context = None
-            reference = frames_to_tensor(
-                np.asarray(resize_center_crop(portrait.convert("RGB"), width, height))[None], width, height
-            )
+            if reference_video is not None:
+                fitted = reference_video.fit(np.asarray(portrait), width, height)
+            else:
+                fitted = np.asarray(resize_center_crop(portrait.convert("RGB"), width, height))
+            reference = frames_to_tensor(fitted[None], width, height)
         reference, context = (x.to(self.device) if x is not None else None for x in (reference, context))
         follow = None
         if reference_video is not None:
             follow = FollowedFrames(
                 reference_video,
                 reference_video.model_frame_sources(num_frames, d.fps, audio_duration(audio, SAMPLE_RATE)),
-                lambda frame: resize_center_crop_array(frame, width, height),
+                lambda frame: reference_video.fit(frame, width, height),
                 keep=d.frames_per_window,
             )
         if mode == LongVideoMode.fusion:
