@@ -362,8 +362,8 @@ class HumoPipeline(TalkingVideoPipeline):
         in order, so frames are read once); None when no video is followed."""
         if video is None:
             return None
-        follow = FollowedFrames(video, video.model_frame_sources(num_frames, self.defaults.fps, seconds),
-                                lambda frame: frame, keep=1)  # fmt: skip
+        sources = video.model_frame_sources(num_frames, self.defaults.fps, seconds)
+        follow = FollowedFrames(video, sources, lambda frame: frame, keep=1)
         return lambda window: self.encode_portrait(
             Image.fromarray(follow.frame(VAE_TIME_STRIDE * window.start)), width, height
         )
