@@ -62,10 +62,25 @@ class GenerateJob:
     output: Path
     portrait: Path | None = None
     overwrite: bool = False
+    # A video portrait: "follow" it window by window, or only its "first-frame"; None: follow a
+    # video, and an image has only its first frame.
+    reference_mode: str | None = None
+    loop_mode: str = "pingpong"  # a followed video shorter than the audio: "pingpong" or "freeze"
     settings: Settings = field(default_factory=Settings)
 
     def describe(self) -> dict:
         return describe_job("generate", self)
+
+    @property
+    def portrait_is_video(self) -> bool:
+        from skyaudio_cli.media.video import VIDEO_SUFFIXES
+
+        return self.portrait is not None and self.portrait.suffix.lower() in VIDEO_SUFFIXES
+
+    @property
+    def follows_video(self) -> bool:
+        """Whether the portrait is a video the generation follows (the default for a video)."""
+        return self.portrait_is_video and self.reference_mode in (None, "follow")
 
 
 @dataclass(frozen=True)
@@ -126,7 +141,7 @@ def check_formats(*, audio: Path, videos: tuple[Path, ...] = (), portrait: Path 
 
 
 def validate_generate(job: GenerateJob) -> None:
-    from skyaudio_cli.media.video import check_output_path
+    from skyaudio_cli.media.video import VIDEO_SUFFIXES, check_output_path
 
     require_file(job.audio, "--audio")
     if job.portrait is not None:
@@ -135,6 +150,11 @@ def validate_generate(job: GenerateJob) -> None:
             raise InputError(f"--output {job.output}: would overwrite the portrait")
     if job.audio.resolve() == job.output.resolve():
         raise InputError(f"--output {job.output}: would overwrite the audio input")
+    if job.reference_mode == "follow" and not job.portrait_is_video:
+        raise InputError(
+            f"--reference-mode follow: --portrait {job.portrait} is not a video "
+            f"({', '.join(sorted(VIDEO_SUFFIXES))})"
+        )
     check_formats(audio=job.audio, portrait=job.portrait)
     validate_settings(job.settings)
     check_output_path(job.output, overwrite=job.overwrite)
@@ -155,6 +175,7 @@ class EditLipsyncJob:
     allow_no_face: bool = False
     loop_mode: str = "pingpong"
     keep_original_audio: bool = False
+    mode: str = "mask"  # "mask": the lower face only; "full-frame": the whole frame, following the video
     settings: Settings = field(default_factory=Settings)
 
 
@@ -189,6 +210,8 @@ def validate_edit_lipsync(job: EditLipsyncJob) -> None:
             raise InputError(f"--output {job.output}: would overwrite {name}")
         if job.debug_mask is not None and path.resolve() == job.debug_mask.resolve():
             raise InputError(f"--debug-mask {job.debug_mask}: would overwrite {name}")
+    if job.debug_mask is not None and job.mode == "full-frame":
+        raise InputError("--debug-mask: draws the lip-sync mask, which --mode full-frame does not use")
     if job.debug_mask is not None:
         if job.debug_mask.resolve() == job.output.resolve():
             raise InputError(f"--debug-mask {job.debug_mask}: is the same file as --output")

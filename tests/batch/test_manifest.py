@@ -248,3 +248,22 @@ def test_an_output_in_a_folder_that_does_not_exist_yet_is_valid(tmp_path, job_li
                       resume=False, device=None)  # fmt: skip
     assert [job.line for job in plan.to_run] == [1] and plan.decided == []
     assert list(tmp_path.iterdir()) == []  # validation creates nothing; the writer will
+
+
+def test_reference_and_edit_modes_parse_like_their_options():
+    job = parse({**BASE, "portrait": "clip.mp4", "reference_mode": "first-frame", "loop_mode": "freeze"})
+    assert (job.reference_mode, job.loop_mode) == ("first-frame", "freeze") and not job.follows_video
+    assert parse({**BASE, "portrait": "clip.mov"}).follows_video  # a video is followed by default
+    edit = parse_line(
+        ManifestLine(
+            1, 0, json.dumps({**BASE, "task": "edit-lipsync", "video": "v.mp4", "mode": "full-frame"})
+        )
+    ).job
+    assert edit.mode == "full-frame"
+    bad = [
+        ({"reference_mode": "sideways"}, "'sideways' is not one of"),
+        ({"task": "edit-lipsync", "video": "v.mp4", "mode": "blur"}, "'blur' is not one of"),
+    ]
+    for fields, message in bad:
+        with pytest.raises(InputError, match=message):
+            parse({**BASE, **fields})

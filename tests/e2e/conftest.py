@@ -1,7 +1,20 @@
-"""Fixtures shared by the HuMo end-to-end tests: tiny models in both release layouts, built once."""
+"""Fixtures shared by the end-to-end tests: the tiny a2v pipeline around the linear `FastVAE`, and
+tiny HuMo models in both release layouts, built once."""
 
 import pytest
 from PIL import Image
+
+from .fast_vae import FastVAE
+
+
+@pytest.fixture(scope="module")
+def fast_pipe(tiny_model):
+    """The tiny model's pipeline with the linear VAE stand-in (per module: tests patch it)."""
+    from skyaudio_cli.pipeline.talking_video import TalkingVideoPipeline
+
+    pipe = TalkingVideoPipeline.from_pretrained(tiny_model, device="cpu", dtype="fp32")
+    pipe.vae = FastVAE()
+    return pipe
 
 
 @pytest.fixture(scope="session", params=["humo-17b", "humo-1.7b"])
@@ -21,15 +34,3 @@ def humo_pipe(humo_model):
 @pytest.fixture(scope="session")
 def portrait_image(portrait_png):
     return Image.open(portrait_png).convert("RGB")
-
-
-@pytest.fixture(scope="module")
-def fast_pipe(tiny_model):
-    """The tiny a2v pipeline with the linear VAE stand-in (tests/e2e/fast_vae.py)."""
-    from skyaudio_cli.pipeline.talking_video import TalkingVideoPipeline
-
-    from .fast_vae import FastVAE
-
-    pipe = TalkingVideoPipeline.from_pretrained(tiny_model, device="cpu", dtype="fp32")
-    pipe.vae = FastVAE()
-    return pipe

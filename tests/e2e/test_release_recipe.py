@@ -9,8 +9,8 @@ import torch
 
 from skyaudio_cli.errors import InputError
 from skyaudio_cli.media.image import resize_center_crop
+from skyaudio_cli.pipeline.conditioning import frames_to_tensor
 from skyaudio_cli.pipeline.family import family_defaults
-from skyaudio_cli.pipeline.talking_video import frames_to_tensor
 
 from .synthetic import tone
 
@@ -102,7 +102,9 @@ def test_other_families_accept_any_scale_their_release_runs():
     family_defaults("humo-17b").check_scales(0.5, 0.5)  # HuMo runs every pass whatever the scale
 
 
-def test_cli_refuses_a_skyreels_scale_below_one_before_loading(run_cli, tiny_model, portrait_png, speech_wav, tmp_path):
+def test_cli_refuses_a_skyreels_scale_below_one_before_loading(
+    run_cli, tiny_model, portrait_png, speech_wav, tmp_path
+):
     out = tmp_path / "x.mp4"
     code, _, stderr = run_cli(
         ["generate", "--model", tiny_model, "--portrait", portrait_png, "--audio", speech_wav, "-o", out,

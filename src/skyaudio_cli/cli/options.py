@@ -11,7 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
-from skyaudio_cli.pipeline.edit_timeline import LoopMode  # pure module: no heavy imports
+# pure module: no heavy imports
+from skyaudio_cli.pipeline.edit_timeline import EditMode, LoopMode, ReferenceMode
 
 GENERATION = "Generation"
 RUNTIME = "Runtime"
@@ -244,6 +245,23 @@ AllowNoFaceOpt = Annotated[
         "--allow-no-face",
         help="If no face is found at all, write the video unchanged with the new audio instead of failing.",
         rich_help_panel=EDIT,
+    ),
+]
+EditModeOpt = Annotated[
+    EditMode,
+    typer.Option(
+        "--mode",
+        help="mask: regenerate only the lower face, every other pixel stays the source's; full-frame: "
+        "regenerate the whole frame, following the video's camera, background and body.",
+        rich_help_panel=EDIT,
+    ),
+]
+ReferenceModeOpt = Annotated[
+    ReferenceMode | None,
+    typer.Option(
+        help="A video --portrait: follow it (its camera, background and body, window by window) or use "
+        "only its first frame. Default: follow for a video.",
+        rich_help_panel=GENERATION,
     ),
 ]
 LoopModeOpt = Annotated[

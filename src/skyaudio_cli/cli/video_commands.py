@@ -14,6 +14,8 @@ from skyaudio_cli.cli.options import (
     AllowNoFaceOpt,
     AudioOpt,
     DebugMaskOpt,
+    EditMode,
+    EditModeOpt,
     FaceBoxOpt,
     JsonOpt,
     KeepOriginalAudioOpt,
@@ -22,6 +24,7 @@ from skyaudio_cli.cli.options import (
     MaskVideoOpt,
     OutputOpt,
     OverwriteOpt,
+    ReferenceModeOpt,
     VideoOpt,
     finite_float,
 )
@@ -36,9 +39,13 @@ def generate(
     portrait: Annotated[
         Path | None,
         typer.Option(
-            "--portrait", "-p", help="Portrait image (png/jpg/webp) or video (first frame is used)."
+            "--portrait",
+            "-p",
+            help="Portrait image (png/jpg/webp) or video (see --reference-mode).",
         ),
     ] = None,
+    reference_mode: ReferenceModeOpt = None,
+    loop_mode: LoopModeOpt = LoopMode.pingpong,
     overwrite: OverwriteOpt = False,
     json_output: JsonOpt = False,
     *,
@@ -49,8 +56,10 @@ def generate(
     Example: skyaudio generate --portrait face.png --audio speech.wav -o talk.mp4
     """
     job = GenerateJob(
-        audio=audio, output=output_path, portrait=portrait, overwrite=overwrite, settings=settings
-    )
+        audio=audio, output=output_path, portrait=portrait, overwrite=overwrite,
+        reference_mode=reference_mode.value if reference_mode is not None else None,
+        loop_mode=loop_mode.value, settings=settings,
+    )  # fmt: skip
     _run_task("generate", job, json_output)
 
 
@@ -60,6 +69,7 @@ def edit_lipsync(
     video: VideoOpt,
     audio: AudioOpt,
     output_path: OutputOpt,
+    mode: EditModeOpt = EditMode.mask,
     mask_video: MaskVideoOpt = None,
     face_box: FaceBoxOpt = None,
     debug_mask: DebugMaskOpt = None,
@@ -71,10 +81,10 @@ def edit_lipsync(
     *,
     settings: Settings,
 ) -> None:
-    """Re-lip-sync a video to new audio, changing only the lower face.
+    """Re-lip-sync a video to new audio: only the lower face (default), or the whole frame.
 
-    The output keeps the video's resolution and frame rate and lasts as long as the audio; every
-    pixel outside the (feathered) lower-face mask is the original's.
+    The output keeps the video's resolution and frame rate and lasts as long as the audio; with
+    --mode mask every pixel outside the (feathered) lower-face mask is the original's.
 
     Example: skyaudio edit-lipsync --video in.mp4 --audio dub.wav -o dubbed.mp4
     """
@@ -83,7 +93,7 @@ def edit_lipsync(
     job = EditLipsyncJob(
         video=video, audio=audio, output=output_path, overwrite=overwrite, mask_video=mask_video,
         face_box=face_box, debug_mask=debug_mask, allow_no_face=allow_no_face, loop_mode=loop_mode.value,
-        keep_original_audio=keep_original_audio, settings=settings,
+        keep_original_audio=keep_original_audio, mode=mode.value, settings=settings,
     )  # fmt: skip
     _run_task("edit-lipsync", job, json_output)
 

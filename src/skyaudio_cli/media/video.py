@@ -47,6 +47,8 @@ __all__ = [
 # A portrait with one of these suffixes is a video (its first frame is used), otherwise an image.
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"})
 
+# File names taken for videos where an option accepts an image or a video (generate --portrait).
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"})
 # read_last_frames seeks this much before the frames it wants: the container duration can exceed
 # the video stream's (longer audio), and seeking lands on timestamps, not frame indices.
 SEEK_MARGIN_SECONDS = 2.0

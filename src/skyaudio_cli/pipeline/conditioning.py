@@ -1,6 +1,8 @@
 """Image-to-video condition tensors, as the Wan2.1 I2V family expects them (DESIGN.md section 4)."""
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
 LATENT_FRAME_STRIDE = 4
 
@@ -37,3 +39,15 @@ def reference_video(reference: torch.Tensor, num_frames: int) -> torch.Tensor:
     video = reference.new_zeros(1, reference.shape[1], num_frames, *reference.shape[-2:])
     video[:, :, 0] = reference[:, :, 0]
     return video
+
+
+def frames_to_tensor(frames: np.ndarray, width: int, height: int) -> torch.Tensor:
+    """uint8 [n, H, W, 3] -> [n, 3, height, width] in [-1, 1], plain-resized when the size differs.
+
+    Plain resize, not crop: `extend` resizes its continuation back to the source size, and the round
+    trip must keep the picture's geometry so the cut between source and continuation does not jump.
+    """
+    pixels = torch.from_numpy(np.array(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    if pixels.shape[-2:] != (height, width):
+        pixels = F.interpolate(pixels, size=(height, width), mode="bicubic", antialias=True).clamp(-1, 1)
+    return pixels

@@ -2,7 +2,8 @@
 
 The output follows the new audio. A source shorter than the audio is looped back and forth
 (ping-pong: no jump cut where a plain loop would restart) or holds its last frame; a longer one is
-trimmed, or with keep_original_audio plays on to its end with the original soundtrack.
+trimmed, or with keep_original_audio plays on to its end with the original soundtrack. A video that
+`generate` follows (`--reference-mode follow`) is looped the same way.
 """
 
 from __future__ import annotations
@@ -14,6 +15,20 @@ from enum import StrEnum
 class LoopMode(StrEnum):
     pingpong = "pingpong"
     freeze = "freeze"
+
+
+class ReferenceMode(StrEnum):
+    """What a video portrait conditions `generate` on (reference_video.py)."""
+
+    first_frame = "first-frame"  # its first frame, for every window (as an image portrait)
+    follow = "follow"  # every window follows the video at its own time
+
+
+class EditMode(StrEnum):
+    """What `edit-lipsync` regenerates."""
+
+    mask = "mask"  # the lower face only; every pixel outside the feathered mask is the source's
+    full_frame = "full-frame"  # the whole frame, following the source video (ReferenceMode.follow)
 
 
 @dataclass(frozen=True)

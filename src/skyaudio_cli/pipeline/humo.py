@@ -23,6 +23,11 @@ of its global frame range (zeros past the audio's real ends). Deviation from the
 windows are sampled with Euler on UniPC's shifted timestep grid, because UniPC's multistep history
 cannot follow latents whose overlaps are re-blended every step. A video that fits one window is
 sampled with UniPC exactly as released.
+
+Following a reference video (``reference_video``, InfiniteTalk's video-to-video idea on HuMo): each
+fused window's reference latent is the letterboxed source frame at the window's first frame, on the
+source's own timeline (``reference_video.py``). HuMo has no motion frames or I2V condition frame, so
+that latent is all a window follows; a video that fits one window follows only its first frame.
 """
 
 import math
@@ -37,12 +42,13 @@ from PIL import Image, ImageOps
 from skyaudio_cli.conditioning.audio_features import num_video_frames, require_mono
 from skyaudio_cli.conditioning.audio_windows import humo_latent_windows, humo_window_frames
 from skyaudio_cli.errors import InputError
-from skyaudio_cli.media.audio import Wave
+from skyaudio_cli.media.audio import Wave, audio_duration
 from skyaudio_cli.pipeline.audio_stream import WhisperFeatureStream, feature_stream
 from skyaudio_cli.pipeline.buckets import pick_size
 from skyaudio_cli.pipeline.conditioning import latent_frame_count, padded_frame_count
 from skyaudio_cli.pipeline.fusion import fused_sample
-from skyaudio_cli.pipeline.long_video import LongVideoMode, decode_latent_stream, to_uint8
+from skyaudio_cli.pipeline.long_video import VAE_TIME_STRIDE, LongVideoMode, decode_latent_stream, to_uint8
+from skyaudio_cli.pipeline.reference_video import FollowedFrames, ReferenceVideo
 from skyaudio_cli.pipeline.talking_video import SAMPLE_RATE, ProgressFn, TalkingVideoPipeline, VideoStream
 from skyaudio_cli.pipeline.windows import LatentWindow, plan_latent_windows
 from skyaudio_cli.sampling.flow_euler import euler_step
@@ -115,21 +121,28 @@ class HumoPipeline(TalkingVideoPipeline):
         return windows[None].to(self.device, self.dtype)
 
     @torch.no_grad()
-    def masked_conditions(
-        self, reference: torch.Tensor, latent_frames: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """humo-17b's concat(mask4, condition16), with and without the reference, for latent_frames + 1.
-
-        The mask is 1 on the reference frame in both (as released); the condition latents are those of
-        an all-zero video of 1 + 4 * latent_frames pixel frames, the last one replaced by the reference.
-        """
+    def zero_video_latents(self, reference: torch.Tensor, latent_frames: int) -> torch.Tensor:
+        """Latents of an all-zero video of 1 + 4 * latent_frames pixel frames at the reference's size."""
         _, _, _, height, width = reference.shape
         stride = self.vae.spatial_stride
         zero_video = torch.zeros(
             1, 3, 1 + self.vae.temporal_stride * latent_frames, height * stride, width * stride,
             device=self.device,
         )  # fmt: skip
-        zero_latents = self.vae.encode(zero_video)
+        return self.vae.encode(zero_video)
+
+    @torch.no_grad()
+    def masked_conditions(
+        self, reference: torch.Tensor, latent_frames: int, zero_latents: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """humo-17b's concat(mask4, condition16), with and without the reference, for latent_frames + 1.
+
+        The mask is 1 on the reference frame in both (as released); the condition latents are those of
+        an all-zero video of 1 + 4 * latent_frames pixel frames (``zero_latents``, when already encoded),
+        the last one replaced by the reference.
+        """
+        if zero_latents is None:
+            zero_latents = self.zero_video_latents(reference, latent_frames)
         mask = torch.zeros_like(zero_latents[:, :_MASK_CHANNELS])
         mask[:, :, -1] = 1.0
         with_reference = torch.cat([zero_latents[:, :, :-1], reference], dim=2)
@@ -246,6 +259,7 @@ class HumoPipeline(TalkingVideoPipeline):
         audio: Wave,
         portrait: Image.Image | None = None,
         start_frames: np.ndarray | None = None,
+        reference_video: ReferenceVideo | None = None,
         prompt: str | None = None,
         negative_prompt: str | None = None,
         keep_prompt: bool = False,
@@ -259,11 +273,16 @@ class HumoPipeline(TalkingVideoPipeline):
         progress: ProgressFn | None = None,
     ) -> VideoStream:
         """Frames at 25 fps for 16 kHz mono ``audio`` of any length, generated when ``frames`` is
-        iterated (``TalkingVideoPipeline.stream``'s interface); ``portrait`` None = text + audio mode.
+        iterated (``TalkingVideoPipeline.stream``'s interface); ``portrait`` None = text + audio mode;
+        ``reference_video`` instead of ``portrait``: each window's reference latent follows the video.
         Every window hears ``prompt`` (HuMo has no connection prompt), so ``keep_prompt`` changes nothing."""
         d = self.defaults
         if start_frames is not None:
             raise InputError(f"{d.family}: HuMo models cannot continue a video (no motion frames)")
+        if reference_video is not None:
+            if portrait is not None:
+                raise InputError("give one of portrait and reference_video")
+            portrait = Image.fromarray(reference_video.first_frame())
         if long_video_mode not in (None, LongVideoMode.auto, LongVideoMode.fusion):
             raise InputError(
                 f"--long-video-mode {long_video_mode}: {d.family} has no motion conditioning; use fusion"
@@ -294,6 +313,7 @@ class HumoPipeline(TalkingVideoPipeline):
             text, negative_text = self.encode_prompt(prompt or d.prompt, negative_prompt or d.negative_prompt)
             reference = self.encode_portrait(portrait, width, height)
             masked = lru_cache(maxsize=2)(partial(self.masked_conditions, reference))
+            zero_latents = lru_cache(maxsize=2)(partial(self.zero_video_latents, reference))
             guidance = self.guidance(
                 with_image=portrait is not None, text_scale=text_scale, audio_scale=audio_scale
             )
@@ -307,9 +327,23 @@ class HumoPipeline(TalkingVideoPipeline):
                 )
                 chunks = iter([latents])
             else:
+                reference_of = self.followed_references(
+                    reference_video, num_frames, audio_duration(audio, SAMPLE_RATE), width, height
+                )
+
+                def conditions_of(window: LatentWindow) -> HumoConditions:
+                    audio_windows = self.window_audio(features, window)
+                    if reference_of is None:
+                        return conditions(audio_windows, masked)
+                    own = reference_of(window)
+                    return self.window_conditions(
+                        text, negative_text, own, audio_windows,
+                        lambda n: self.masked_conditions(own, n, zero_latents(n)),
+                    )  # fmt: skip
+
                 chunks = self.fused_latents(
                     windows,
-                    lambda window: conditions(self.window_audio(features, window), masked),
+                    conditions_of,
                     guidance,
                     unipc_timesteps(steps, shift),
                     generator,
@@ -320,6 +354,19 @@ class HumoPipeline(TalkingVideoPipeline):
 
         result.frames = frames()
         return result
+
+    def followed_references(
+        self, video: ReferenceVideo | None, num_frames: int, seconds: float, width: int, height: int
+    ) -> Callable[[LatentWindow], torch.Tensor] | None:
+        """window -> its reference latents: the source frame at the window's first frame (windows come
+        in order, so frames are read once); None when no video is followed."""
+        if video is None:
+            return None
+        sources = video.model_frame_sources(num_frames, self.defaults.fps, seconds)
+        follow = FollowedFrames(video, sources, lambda frame: frame, keep=1)
+        return lambda window: self.encode_portrait(
+            Image.fromarray(follow.frame(VAE_TIME_STRIDE * window.start)), width, height
+        )
 
     def one_window_latents(
         self,

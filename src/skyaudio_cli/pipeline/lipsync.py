@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,13 +33,13 @@ from skyaudio_cli.face.geometry import Box
 from skyaudio_cli.face.mask import latent_mask
 from skyaudio_cli.face.regions import TrackedFaces, UserMasks
 from skyaudio_cli.pipeline.colour import LabStats, transfer_colours
+from skyaudio_cli.pipeline.conditioning import frames_to_tensor
 from skyaudio_cli.pipeline.edit_timeline import EditTimeline
 from skyaudio_cli.pipeline.frame_rate import resample_frame_indices
 from skyaudio_cli.pipeline.known_latents import KnownLatents
 from skyaudio_cli.pipeline.long_video import to_uint8
-from skyaudio_cli.pipeline.source_frames import frames_in_order
-from skyaudio_cli.pipeline.talking_video import frames_to_tensor
-from skyaudio_cli.pipeline.windows import Window, mirrored_index
+from skyaudio_cli.pipeline.source_frames import WindowReader, frames_in_order
+from skyaudio_cli.pipeline.windows import Window
 
 Regions = TrackedFaces | UserMasks
 # Long side of the copies the colour statistics of a crop are measured on (a mean and a spread
@@ -81,21 +80,18 @@ class EditPlan:
 
 
 class SourceCrops:
-    """The source's face crops and masks at the model's size, per model frame, for the windows.
-
-    Windows ask for overlapping, forward-moving frame ranges (and the last one for a mirrored tail
-    past the end), so crops are read once, in order, and the last `keep` of them are buffered.
-    """
+    """The source's face crops and masks at the model's size, per model frame, for the windows."""
 
     def __init__(self, plan: EditPlan, regions: Regions, width: int, height: int, keep: int) -> None:
         self.plan, self.regions = plan, regions
         self.width, self.height = width, height
         sources = [plan.source_of_model_frame(k) for k in range(plan.model_frames)]
-        self._frames = frames_in_order(plan.video, sources, fps=plan.fps)
-        self._masks = regions.masks(sources)
-        self._sources = sources
-        self._buffer: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=keep)
-        self._read = 0  # model frames read so far
+        frames = frames_in_order(plan.video, sources, fps=plan.fps)
+        pairs = (
+            self._for_model(frame, mask, regions.crops[source])
+            for frame, mask, source in zip(frames, regions.masks(sources), sources, strict=False)
+        )
+        self._reader = WindowReader(pairs, plan.model_frames, keep)
 
     def first_crop(self) -> np.ndarray:
         return self.window(0, 1)[0][0]
@@ -103,20 +99,10 @@ class SourceCrops:
     def window(self, start: int, length: int) -> tuple[np.ndarray, np.ndarray]:
         """Crops uint8 [length, H, W, 3] and masks uint8 [length, H, W] of model frames
         start..start+length-1; frames past the end mirror back into the video."""
-        total = self.plan.model_frames
-        indices = [mirrored_index(k, total) for k in range(start, start + length)]
-        while self._read <= max(indices):
-            self._buffer.append(self._next())
-        first_buffered = self._read - len(self._buffer)
-        if min(indices) < first_buffered:
-            raise RuntimeError(f"model frame {min(indices)} left the buffer (first kept: {first_buffered})")
-        pairs = [self._buffer[k - first_buffered] for k in indices]
+        pairs = self._reader.window(start, length)
         return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
-    def _next(self) -> tuple[np.ndarray, np.ndarray]:
-        frame, mask = next(self._frames), next(self._masks)
-        crop = self.regions.crops[self._sources[self._read]]
-        self._read += 1
+    def _for_model(self, frame: np.ndarray, mask: np.ndarray, crop: Box) -> tuple[np.ndarray, np.ndarray]:
         model_mask = cv2.resize(mask, (self.width, self.height), interpolation=cv2.INTER_AREA)
         return crop_for_model(frame, crop, self.width, self.height), model_mask
 
@@ -139,10 +125,17 @@ def known_outside_mask(pipe, crops: SourceCrops, seed: int):
 
 
 def composite_frames(
-    plan: EditPlan, regions: Regions, generated: Iterator[np.ndarray] | None, stats: dict
+    plan: EditPlan,
+    regions: Regions,
+    generated: Iterator[np.ndarray] | None,
+    stats: dict,
+    *,
+    whole_frame: bool = False,
 ) -> Iterator[tuple[np.ndarray, Box, np.ndarray]]:
     """Output frames in order, as (frame, crop, mask); `generated` yields model frames in order
-    (None when no frame has a face). stats["faceless"] counts edited frames that passed through."""
+    (None when no frame has a face): face crops pasted into the source through the mask, or with
+    `whole_frame` source-size frames shown as they are. stats["faceless"] counts edited frames that
+    passed through."""
     sources = plan.timeline.source_indices
     frames = frames_in_order(plan.video, sources, fps=plan.fps)
     masks = regions.masks(sources)
@@ -158,7 +151,10 @@ def composite_frames(
             continue
         while shown < plan.output_to_model[i]:
             current, shown = next(generated), shown + 1
-        yield paste_back(frame, in_source_light(current, frame, crop, mask), crop, mask), crop, mask
+        if whole_frame:
+            yield current, crop, mask
+        else:
+            yield paste_back(frame, in_source_light(current, frame, crop, mask), crop, mask), crop, mask
 
 
 def in_source_light(generated: np.ndarray, frame: np.ndarray, crop: Box, mask: np.ndarray) -> np.ndarray:

@@ -12,6 +12,10 @@ Two families of methods (DESIGN.md section 5), picked by the model family or `--
 - Latent fusion (the paper; for families without motion conditioning): overlapping windows
   denoised step by step and blended with ramps (`fusion.fused_sample`).
 
+Following a reference video (`reference_video.py`): each motion-frame window takes its CLIP tokens
+and I2V condition frame from the source frame at its start (skyreels: its end keyframe from the
+source frame at its end, so no preview is made), and holds the source's latents at sparse keyframes.
+
 Frames are produced window by window and yielded as soon as they are final, so a caller can pipe
 them to ffmpeg: nothing here holds more than one window (plus the preview's keyframes).
 Decoding: motion-frame windows each start a new latent sequence (their first latent is encoded
@@ -29,9 +33,10 @@ import torch
 
 from skyaudio_cli.pipeline.audio_stream import ChunkedFeatureStream, WhisperFeatureStream
 from skyaudio_cli.pipeline.colour import LabStats, match_colours
-from skyaudio_cli.pipeline.conditioning import latent_frame_count, padded_frame_count
+from skyaudio_cli.pipeline.conditioning import frames_to_tensor, latent_frame_count, padded_frame_count
 from skyaudio_cli.pipeline.fusion import fused_sample
 from skyaudio_cli.pipeline.known_latents import KnownLatents
+from skyaudio_cli.pipeline.reference_video import FollowedFrames, keyframe_latents
 from skyaudio_cli.pipeline.windows import (
     Window,
     WindowPlan,
@@ -97,6 +102,7 @@ class Request:
     generator: torch.Generator
     start_frames: torch.Tensor | None = None  # extend: [m, 3, H, W] in [-1, 1], the motion context
     known_for_window: KnownForWindow | None = None  # extra latents to hold per window (lip-sync edits)
+    follow: FollowedFrames | None = None  # the reference video followed, at the model's size
 
     def __post_init__(self) -> None:
         self.colour = LabStats.of(self.reference[0])
@@ -112,7 +118,8 @@ class WindowedGenerator:
 
     def motion_frames(self, plan: WindowPlan, scheme: MotionScheme) -> Iterator[torch.Tensor]:
         """Colour-matched frames [n, 3, H, W] in [-1, 1], window by window, in order."""
-        preview = scheme.keyframes and not plan.single
+        follow = self.request.follow
+        preview = scheme.keyframes and not plan.single and follow is None
         keyframes = self._preview_keyframes(plan) if preview else {}
         text = self.request.text
         if preview and self.request.connection_text is not None:
@@ -122,6 +129,8 @@ class WindowedGenerator:
         for window in plan.windows:
             motion = tail[len(tail) - window.motion :] if window.motion else None
             keyframe = keyframes.get(keyframe_source_index(window, plan, self._window_frames))
+            if follow is not None and scheme.keyframes and not plan.single:
+                keyframe = self._followed(window.end, 1)[0]
             latents = self._denoise_motion_window(window, plan, scheme, motion, keyframe, text)
             for chunk in self._decode(latents, window.emit_start, window.emit_stop):
                 if keep:
@@ -157,13 +166,15 @@ class WindowedGenerator:
         text: torch.Tensor,
     ) -> torch.Tensor:
         pipe, request = self.pipe, self.request
-        video = request.reference.new_zeros(1, 3, window.length, *request.reference.shape[-2:])
+        follow = request.follow is not None
+        reference = self._followed(window.start, 1) if follow else request.reference
+        video = reference.new_zeros(1, 3, window.length, *reference.shape[-2:])
         known = torch.zeros(window.length, dtype=torch.bool)
         if motion is not None and scheme.motion_in_condition:
             video[0, :, : len(motion)] = motion.transpose(0, 1)
             known[: len(motion)] = True
         else:
-            video[0, :, 0] = request.reference[0]
+            video[0, :, 0] = reference[0]
             known[0] = True
         if keyframe is not None:
             video[0, :, -KEYFRAME_FRAMES:] = keyframe[:, None]
@@ -171,11 +182,13 @@ class WindowedGenerator:
         condition = pipe.prepare_condition(video, known)
 
         tokens = request.reference_tokens
-        if motion is not None and scheme.clip_from_motion:
+        if follow:
+            tokens = pipe.encode_image(reference)
+        elif motion is not None and scheme.clip_from_motion:
             tokens = pipe.encode_image(motion[:1])
         held = []
         if motion is None and scheme.hold_reference:
-            motion = request.reference
+            motion = reference
         if motion is not None:
             motion_latents = pipe.vae.encode(motion.transpose(0, 1)[None].to(torch.float32))
             held.append(
@@ -185,6 +198,8 @@ class WindowedGenerator:
             )
         if request.known_for_window is not None and (extra := request.known_for_window(window)) is not None:
             held.append(extra)
+        if follow:
+            held.append(self._source_keyframes(window, condition.shape[2]))
 
         velocity = pipe.velocity_function(
             condition=condition,
@@ -196,6 +211,20 @@ class WindowedGenerator:
         )
         latents = pipe.prepare_latents(condition, request.generator)
         return pipe.denoise(latents, velocity, request.timesteps, known=held, on_step=self.on_step)
+
+    def _followed(self, start: int, length: int) -> torch.Tensor:
+        """Model frames start..start+length-1 of the followed video: [length, 3, H, W] in [-1, 1]."""
+        frames = self.request.follow.window(start, length)
+        return frames_to_tensor(frames, frames.shape[2], frames.shape[1]).to(self.pipe.device)
+
+    def _source_keyframes(self, window: Window, num_latents: int) -> KnownLatents:
+        """The followed video's latents over the window (VAE-encoded as one clip), held noised at the
+        keyframe latents."""
+        pixels = self._followed(window.start, window.length)
+        clean = self.pipe.vae.encode(pixels.transpose(0, 1)[None].to(torch.float32))
+        mask = clean.new_zeros(1, 1, num_latents, 1, 1)
+        mask[:, :, keyframe_latents(num_latents)] = 1.0
+        return KnownLatents(clean=clean, mask=mask, noised=True, generator=self.request.generator)
 
     # -- latent fusion ------------------------------------------------------------------------
 

@@ -31,8 +31,11 @@ from skyaudio_cli.media.video import VIDEO_SUFFIXES, VideoInfo, iter_frames, pro
 from skyaudio_cli.media.video_writer import encoded_size
 from skyaudio_cli.pipeline.acceleration import Acceleration
 from skyaudio_cli.pipeline.cache import PipelineCache, PipelineKey
+from skyaudio_cli.pipeline.edit_timeline import ReferenceMode
 from skyaudio_cli.pipeline.family import FamilyDefaults, family_defaults
 from skyaudio_cli.pipeline.frame_rate import output_frame_count, resample_frame_indices
+from skyaudio_cli.pipeline.long_video import LongVideoMode
+from skyaudio_cli.pipeline.reference_video import ReferenceVideo
 from skyaudio_cli.pipeline.talking_video import SAMPLE_RATE, TalkingVideoPipeline, VideoStream, family_loras
 from skyaudio_cli.pipeline.video_output import resized, retime, video_sink
 
@@ -44,7 +47,7 @@ LOG_PROGRESS_SECONDS = 30.0
 
 
 def load_portrait(path: Path) -> Image.Image:
-    """A portrait image, or the first frame of a portrait video."""
+    """A portrait image, or the first frame of a portrait video (`--reference-mode first-frame`)."""
     if path.suffix.lower() not in VIDEO_SUFFIXES:
         return load_image(path)
     probe_video(path)
@@ -68,10 +71,15 @@ def run_generate(job: GenerateJob, pipelines: PipelineCache | None = None) -> di
     if job.portrait is None and defaults.architecture != "humo":
         raise InputError(f"--portrait is required for model '{resolved.family}' (it animates a given face)")
     defaults.check_scales(s.text_scale, s.audio_scale)
+    if job.follows_video:
+        check_can_follow(defaults, s.long_video_mode)
     warn_if_random_weights(resolved.family, defaults)
     speech = at_family_loudness(load_speech(job.audio, s.max_audio_seconds), defaults)
-    portrait = load_portrait(job.portrait) if job.portrait is not None else None
-    stream = _start_stream(load_pipeline(pipelines, s), s, speech, portrait=portrait)
+    if job.follows_video:
+        source = {"reference_video": ReferenceVideo.open(job.portrait, loop=job.loop_mode)}
+    else:
+        source = {"portrait": load_portrait(job.portrait) if job.portrait is not None else None}
+    stream = _start_stream(load_pipeline(pipelines, s), s, speech, **source)
     fps = s.fps or stream.fps
     seconds = audio_duration(speech, SAMPLE_RATE)
     count = output_frame_count(seconds, fps)
@@ -97,8 +105,20 @@ def run_generate(job: GenerateJob, pipelines: PipelineCache | None = None) -> di
         "audio_duration_s": seconds,
         "windows": stream.windows,
         "long_video_mode": stream.mode,
+        "reference_mode": str(ReferenceMode.follow if job.follows_video else ReferenceMode.first_frame),
         "seed": s.seed,
     }
+
+
+def check_can_follow(defaults: FamilyDefaults, long_video_mode: str) -> None:
+    """Refuse, before loading, a video to follow where the windows have no per-window reference:
+    latent fusion on the image-conditioned families (HuMo's fused windows each have their own)."""
+    mode = defaults.long_video_mode if long_video_mode == LongVideoMode.auto else long_video_mode
+    if mode == LongVideoMode.fusion and defaults.architecture != "humo":
+        raise InputError(
+            f"--reference-mode follow: --long-video-mode fusion gives model '{defaults.family}' no "
+            "per-window reference frame; use --long-video-mode auto or --reference-mode first-frame"
+        )
 
 
 def run_extend(job: ExtendJob, pipelines: PipelineCache | None = None) -> dict:

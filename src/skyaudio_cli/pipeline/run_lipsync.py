@@ -1,4 +1,10 @@
-"""Runs a validated `edit-lipsync` job: analyse faces, generate the lower face, composite, write."""
+"""Runs a validated `edit-lipsync` job: analyse faces, generate, composite, write.
+
+`--mode mask` regenerates the lower face of square face crops and pastes it back through the mask;
+`--mode full-frame` generates whole frames that follow the source video (`reference_video.py`: each
+window's reference frame and sparse keyframe latents come from the source at its own time) and
+resizes them back to the source size. Faceless frames pass through unchanged in both.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +26,7 @@ from skyaudio_cli.media.audio import Wave, audio_duration
 from skyaudio_cli.media.soundtrack import Segment, Soundtrack
 from skyaudio_cli.media.video import VideoInfo, VideoWriter, iter_frames, probe_video
 from skyaudio_cli.pipeline.buckets import pick_size
-from skyaudio_cli.pipeline.edit_timeline import LoopMode, plan_timeline
+from skyaudio_cli.pipeline.edit_timeline import EditMode, LoopMode, plan_timeline
 from skyaudio_cli.pipeline.family import family_defaults
 from skyaudio_cli.pipeline.frame_rate import output_frame_count
 from skyaudio_cli.pipeline.lipsync import (
@@ -32,6 +38,7 @@ from skyaudio_cli.pipeline.lipsync import (
     single_frames,
 )
 from skyaudio_cli.pipeline.long_video import LongVideoMode
+from skyaudio_cli.pipeline.reference_video import ReferenceVideo
 from skyaudio_cli.pipeline.run import (
     at_family_loudness,
     load_pipeline,
@@ -42,6 +49,7 @@ from skyaudio_cli.pipeline.run import (
 )
 from skyaudio_cli.pipeline.source_frames import frames_in_order
 from skyaudio_cli.pipeline.talking_video import VideoStream
+from skyaudio_cli.pipeline.video_output import resized
 
 SAMPLE_RATE = 16000
 MUX_SAMPLE_RATE = 48000
@@ -82,6 +90,8 @@ def prepare_edit(job: EditLipsyncJob, pipelines=None) -> EditRun:
     seconds = audio_duration(speech, SAMPLE_RATE)
     resolved = resolve_model(s.model)
     defaults = family_defaults(resolved.family)
+    if defaults.architecture == "humo":  # reference latents only: no CLIP image or I2V condition frame
+        raise InputError(f"--model {s.model}: edit-lipsync needs a family conditioned on a reference image")
     defaults.check_scales(s.text_scale, s.audio_scale)
     warn_if_random_weights(resolved.family, defaults)
     speech = at_family_loudness(speech, defaults)
@@ -101,11 +111,15 @@ def prepare_edit(job: EditLipsyncJob, pipelines=None) -> EditRun:
     stream = None
     if any(regions.has_face):
         stream = _generate(job, plan, regions, speech, pipelines)
+    whole_frame = EditMode(job.mode) == EditMode.full_frame
     generated = single_frames(stream.frames) if stream is not None else None
+    if generated is not None and whole_frame:
+        generated = resized(generated, info.width, info.height)
     summary = {
         "output": str(job.output),
         "model": resolved.family,
         "random_weights": defaults.random_weights,
+        "mode": str(EditMode(job.mode)),
         "mask_source": mask_source,
         "frames": timeline.num_frames,
         "edited_frames": timeline.edited_frames,
@@ -118,7 +132,7 @@ def prepare_edit(job: EditLipsyncJob, pipelines=None) -> EditRun:
         "seed": s.seed,
     }
     stats = {"faceless": 0}
-    frames = composite_frames(plan, regions, generated, stats)
+    frames = composite_frames(plan, regions, generated, stats, whole_frame=whole_frame)
     return EditRun(plan, regions, stream, frames, _soundtrack(job, info, plan), summary, stats)
 
 
@@ -163,24 +177,32 @@ def _first_frames(regions, count: int):
 
 
 def _generate(job: EditLipsyncJob, plan: EditPlan, regions: Regions, speech: Wave, pipelines) -> VideoStream:
-    """The model's stream of regenerated face crops (at the model's crop size), lazily."""
+    """The model's stream, lazily: regenerated face crops (at the model's crop size) in mask mode,
+    whole frames following the source (at the family's size for its aspect ratio) in full-frame."""
     s = job.settings
     pipe = load_pipeline(pipelines, s)
-    if getattr(pipe, "image_encoder", None) is None:
-        raise InputError(f"--model {s.model}: edit-lipsync needs a family conditioned on a reference image")
-    width, height = pick_size(s.resolution or pipe.defaults.resolution, 1, 1, pipe.defaults.size_buckets)
-    crops = SourceCrops(plan, regions, width, height, keep=pipe.defaults.frames_per_window)
+    if EditMode(job.mode) == EditMode.full_frame:
+        followed = ReferenceVideo(
+            plan.video, plan.fps, len(regions.crops), LoopMode(job.loop_mode), crop=False
+        )
+        source = {"reference_video": followed, "resolution": s.resolution}
+    else:
+        width, height = pick_size(s.resolution or pipe.defaults.resolution, 1, 1, pipe.defaults.size_buckets)
+        crops = SourceCrops(plan, regions, width, height, keep=pipe.defaults.frames_per_window)
+        source = {
+            "portrait": Image.fromarray(crops.first_crop()),
+            "resolution": f"{width}x{height}",
+            "known_for_window": known_outside_mask(pipe, crops, s.seed),
+        }
     # Latent fusion has no per-window hook to hold the source latents; edits chain windows by motion
     # frames, which every image-conditioned family supports.
     mode = pipe.resolve_mode(LongVideoMode.auto)
     if mode == LongVideoMode.fusion:
         mode = LongVideoMode.infinitetalk
     stream = pipe.stream(
-        audio=speech, portrait=Image.fromarray(crops.first_crop()), prompt=s.prompt,
-        negative_prompt=s.negative_prompt, keep_prompt=s.keep_prompt, resolution=f"{width}x{height}",
+        audio=speech, prompt=s.prompt, negative_prompt=s.negative_prompt, keep_prompt=s.keep_prompt,
         seed=s.seed, steps=s.steps, shift=s.shift or pipe.defaults.shift_for(s.resolution),
-        text_scale=s.text_scale, audio_scale=s.audio_scale, long_video_mode=mode,
-        known_for_window=known_outside_mask(pipe, crops, s.seed),
+        text_scale=s.text_scale, audio_scale=s.audio_scale, long_video_mode=mode, **source,
     )  # fmt: skip
     if stream.num_frames != plan.model_frames:
         raise RuntimeFailure(f"model timeline mismatch: {stream.num_frames} != {plan.model_frames} frames")

@@ -9,12 +9,17 @@ read back through a memory map, so RAM stays flat whatever the length.
 from __future__ import annotations
 
 import tempfile
+from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import numpy as np
 
 from skyaudio_cli.media.video import iter_frames
+from skyaudio_cli.pipeline.windows import mirrored_index
+
+Item = TypeVar("Item")
 
 
 def frames_in_order(
@@ -59,3 +64,28 @@ def _spill(frames: Iterator[np.ndarray], file, count: int) -> np.ndarray:
         frames.close()
     file.flush()
     return np.memmap(file, dtype=np.uint8, mode="r", shape=(written, *shape))
+
+
+class WindowReader(Generic[Item]):
+    """The items of a `total`-frame model timeline (one per frame, read once, in order) served
+    window by window.
+
+    Windows ask for overlapping, forward-moving frame ranges (and the last one for a mirrored tail
+    past the end, as the audio is), so only the last `keep` items are buffered.
+    """
+
+    def __init__(self, items: Iterator[Item], total: int, keep: int) -> None:
+        self._items, self._total = items, total
+        self._buffer: deque[Item] = deque(maxlen=keep)
+        self._read = 0  # items read so far
+
+    def window(self, start: int, length: int) -> list[Item]:
+        """Items of frames start..start+length-1; frames past the end mirror back into the timeline."""
+        indices = [mirrored_index(k, self._total) for k in range(start, start + length)]
+        while self._read <= max(indices):
+            self._buffer.append(next(self._items))
+            self._read += 1
+        first_buffered = self._read - len(self._buffer)
+        if min(indices) < first_buffered:
+            raise RuntimeError(f"model frame {min(indices)} left the buffer (first kept: {first_buffered})")
+        return [self._buffer[k - first_buffered] for k in indices]

@@ -7,6 +7,8 @@ Usable from Python as well as from the CLI:
     stream = pipe.stream(portrait=..., audio=...)  # or window by window, for long videos
     for frames in stream.frames: ...
     pipe.load_lora("style.safetensors", 0.8)  # fused into the weights; pipe.unload_lora() restores them
+    # follow a video's camera, background and body (InfiniteTalk's video-to-video mode)
+    stream = pipe.stream(reference_video=ReferenceVideo.open("clip.mp4"), audio=...)
 
 Steps follow diffusers' pipeline shape: encode_prompt / encode_image / audio_windows ->
 prepare_condition / prepare_latents -> denoise (one window) -> decode; the window loops that chain
@@ -19,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from skyaudio_cli.conditioning.audio_features import (
@@ -34,14 +35,19 @@ from skyaudio_cli.conditioning.image_encoder import ImageEncoder
 from skyaudio_cli.conditioning.text import TextEncoder
 from skyaudio_cli.conditioning.vae import VideoVAE
 from skyaudio_cli.errors import InputError
-from skyaudio_cli.media.audio import Wave
+from skyaudio_cli.media.audio import Wave, audio_duration
 from skyaudio_cli.media.image import resize_center_crop
 from skyaudio_cli.model.checkpoint import set_adapters
 from skyaudio_cli.model.transformer import AudioWanTransformer3DModel
 from skyaudio_cli.pipeline.acceleration import Acceleration, denoising_session, load_accelerated_transformer
 from skyaudio_cli.pipeline.audio_stream import feature_stream
 from skyaudio_cli.pipeline.buckets import pick_size
-from skyaudio_cli.pipeline.conditioning import known_frames_mask, latent_frame_count, padded_frame_count
+from skyaudio_cli.pipeline.conditioning import (
+    frames_to_tensor,
+    known_frames_mask,
+    latent_frame_count,
+    padded_frame_count,
+)
 from skyaudio_cli.pipeline.device import resolve_attention_backend, resolve_device, resolve_dtype
 from skyaudio_cli.pipeline.family import FamilyDefaults, family_defaults
 from skyaudio_cli.pipeline.known_latents import KnownLatents
@@ -54,6 +60,7 @@ from skyaudio_cli.pipeline.long_video import (
     WindowedGenerator,
     to_uint8,
 )
+from skyaudio_cli.pipeline.reference_video import FollowedFrames, ReferenceVideo
 from skyaudio_cli.pipeline.windows import plan_latent_windows, plan_windows
 from skyaudio_cli.sampling.flow_euler import sample_euler, shifted_timesteps
 from skyaudio_cli.sampling.guidance import GuidanceScales, Pass, combine
@@ -305,6 +312,7 @@ class TalkingVideoPipeline:
         audio: Wave,
         portrait: Image.Image | None = None,
         start_frames: np.ndarray | None = None,
+        reference_video: ReferenceVideo | None = None,
         prompt: str | None = None,
         negative_prompt: str | None = None,
         keep_prompt: bool = False,
@@ -322,16 +330,26 @@ class TalkingVideoPipeline:
 
         Give `portrait` to animate it, or `start_frames` (uint8 [n, H, W, 3], the end of a video)
         to continue them (`extend`): the continuation starts from those frames as motion context,
-        and the last one serves as the reference. `keep_prompt` conditions the windows after a
+        and the last one serves as the reference. Or give `reference_video` to follow a video: its
+        first frame is the portrait, and every window takes its reference frame and sparse keyframe
+        latents from the source frame at its own time (`reference_video.py`; motion-frame modes only).
+        `keep_prompt` conditions the windows after a
         preview on `prompt` too, instead of the family's connection prompt. Nothing runs until the
         stream is iterated.
         """
         d = self.defaults
         audio = require_speech(audio) if isinstance(audio, np.ndarray) else require_mono(audio)
-        if (portrait is None) == (start_frames is None):
-            raise InputError("give exactly one of portrait and start_frames")
+        if sum(x is not None for x in (portrait, start_frames, reference_video)) != 1:
+            raise InputError("give exactly one of portrait, start_frames and reference_video")
         num_frames = num_video_frames(audio.size, SAMPLE_RATE, d.fps)
         mode = self.resolve_mode(long_video_mode, extending=start_frames is not None)
+        if reference_video is not None:
+            if mode == LongVideoMode.fusion:
+                raise InputError(
+                    f"reference video: long-video mode fusion has no per-window reference frame on "
+                    f"'{d.family}'; use a motion-frame mode (skyreels, infinitetalk) or the first frame only"
+                )
+            portrait = Image.fromarray(reference_video.first_frame())
         if start_frames is not None:
             width, height = pick_size(
                 resolution or d.resolution, start_frames.shape[2], start_frames.shape[1], d.size_buckets
@@ -343,10 +361,20 @@ class TalkingVideoPipeline:
                 resolution or d.resolution, portrait.width, portrait.height, d.size_buckets
             )
             context = None
-            reference = frames_to_tensor(
-                np.asarray(resize_center_crop(portrait.convert("RGB"), width, height))[None], width, height
-            )
+            if reference_video is not None:
+                fitted = reference_video.fit(np.asarray(portrait), width, height)
+            else:
+                fitted = np.asarray(resize_center_crop(portrait.convert("RGB"), width, height))
+            reference = frames_to_tensor(fitted[None], width, height)
         reference, context = (x.to(self.device) if x is not None else None for x in (reference, context))
+        follow = None
+        if reference_video is not None:
+            follow = FollowedFrames(
+                reference_video,
+                reference_video.model_frame_sources(num_frames, d.fps, audio_duration(audio, SAMPLE_RATE)),
+                lambda frame: reference_video.fit(frame, width, height),
+                keep=d.frames_per_window,
+            )
         if mode == LongVideoMode.fusion:
             plan = None
             windows = len(
@@ -362,7 +390,9 @@ class TalkingVideoPipeline:
                 num_frames, window=d.frames_per_window, motion=d.motion_frames, drop=scheme.drop,
                 first_motion=0 if context is None else d.motion_frames,
             )  # fmt: skip
-            windows = len(plan.windows) + (1 if scheme.keyframes and not plan.single else 0)
+            # skyreels' preview window, unless a followed video gives the keyframes.
+            preview = scheme.keyframes and not plan.single and follow is None
+            windows = len(plan.windows) + (1 if preview else 0)
         timesteps = shifted_timesteps(steps or d.steps, shift or d.shift_for(resolution)).to(torch.float32)
         connection_prompt = None if keep_prompt else d.connection_prompt
         video = VideoStream(
@@ -388,6 +418,7 @@ class TalkingVideoPipeline:
                 generator=torch.Generator("cpu").manual_seed(seed),
                 start_frames=context,
                 known_for_window=known_for_window,
+                follow=follow,
             )
             done = 0
 
@@ -443,18 +474,6 @@ class VideoStream:
 def family_loras(components: Mapping[str, Path], defaults: FamilyDefaults) -> tuple[tuple[Path, float], ...]:
     """A family's own LoRA (a preset's ``lora`` component) at its scale, or none."""
     return ((components["lora"], defaults.lora_scale),) if "lora" in components else ()
-
-
-def frames_to_tensor(frames: np.ndarray, width: int, height: int) -> torch.Tensor:
-    """uint8 [n, H, W, 3] -> [n, 3, height, width] in [-1, 1], plain-resized when the size differs.
-
-    Plain resize, not crop: `extend` resizes its continuation back to the source size, and the round
-    trip must keep the picture's geometry so the cut between source and continuation does not jump.
-    """
-    pixels = torch.from_numpy(np.array(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-    if pixels.shape[-2:] != (height, width):
-        pixels = F.interpolate(pixels, size=(height, width), mode="bicubic", antialias=True).clamp(-1, 1)
-    return pixels
 
 
 def fit_motion_context(frames: np.ndarray, motion_frames: int) -> np.ndarray:
