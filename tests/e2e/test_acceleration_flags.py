@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from skyaudio_cli.errors import EXIT_NOT_AVAILABLE
@@ -39,3 +40,42 @@ def test_fp8_and_first_block_cache_run_the_whole_pipeline(tiny_model, portrait_p
     expected = frames(plain)
     np.testing.assert_array_equal(frames(cached), expected)
     assert frames(fp8).shape == expected.shape
+
+
+@pytest.mark.parametrize("num_frames", [13, 157])  # HuMo: one UniPC window; two fused windows
+def test_first_block_cache_runs_humo_and_fused_windows(humo_model, portrait_image, num_frames):
+    from skyaudio_cli.pipeline.humo import HumoPipeline
+
+    audio = (0.2 * np.sin(np.arange(num_frames * 640) / 7.0)).astype(np.float32)
+    plain = HumoPipeline.from_pretrained(humo_model, device="cpu", dtype="fp32")
+    # Threshold 0: the cache never skips, so the output must be the plain one exactly; each fused
+    # window runs in its own cache context.
+    cached = HumoPipeline.from_pretrained(
+        humo_model,
+        device="cpu",
+        dtype="fp32",
+        acceleration=Acceleration(cache="first-block", cache_threshold=0.0),
+    )
+
+    def frames(pipe):
+        return pipe(portrait=portrait_image, audio=audio, resolution="64x64", steps=2).frames
+
+    np.testing.assert_array_equal(frames(cached), frames(plain))
+
+
+def test_first_block_cache_runs_the_a2v_fusion_mode(tiny_model, portrait_image):
+    audio = (0.2 * np.sin(np.arange(146 * 640) / 7.0)).astype(np.float32)
+    plain = TalkingVideoPipeline.from_pretrained(tiny_model, device="cpu", dtype="fp32")
+    cached = TalkingVideoPipeline.from_pretrained(
+        tiny_model,
+        device="cpu",
+        dtype="fp32",
+        acceleration=Acceleration(cache="first-block", cache_threshold=0.0),
+    )
+
+    def frames(pipe):
+        return pipe(
+            portrait=portrait_image, audio=audio, resolution="32x32", steps=1, long_video_mode="fusion"
+        ).frames
+
+    np.testing.assert_array_equal(frames(cached), frames(plain))

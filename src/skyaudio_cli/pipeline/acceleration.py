@@ -14,7 +14,7 @@ Every mode is a diffusers feature applied to our model class:
 """
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,15 +126,28 @@ def enable_block_cache(
 
 
 @contextmanager
-def denoising_session(transformer: AudioWanTransformer3DModel) -> Iterator[None]:
+def denoising_session(transformer: AudioWanTransformer3DModel, *, per_window: bool = False) -> Iterator[None]:
     """Wrap one sampling loop: block caches start from a clean state and know which call they are in.
 
-    All guidance passes run as one batch, so one cache context covers them.
+    All guidance passes run as one batch, so one cache context covers them. `per_window`: a fused
+    loop steps several windows in turn, and each call enters its own window's context
+    (`window_cache`) instead of one shared one.
     """
     if not transformer.is_cache_enabled:
         yield
         return
     # Residuals cached from the previous video (or window) must not leak into this one.
     transformer._reset_stateful_cache()
+    if per_window:
+        yield
+        return
     with transformer.cache_context("denoise"):
         yield
+
+
+def window_cache(transformer: AudioWanTransformer3DModel, window: int) -> AbstractContextManager:
+    """One fused window's call: its own block-cache state (diffusers keeps one per context name), so
+    a skip decision never compares a window with the residuals of its neighbour."""
+    if not transformer.is_cache_enabled:
+        return nullcontext()
+    return transformer.cache_context(f"window-{window}")

@@ -43,6 +43,7 @@ from skyaudio_cli.conditioning.audio_features import num_video_frames, require_m
 from skyaudio_cli.conditioning.audio_windows import humo_latent_windows, humo_window_frames
 from skyaudio_cli.errors import InputError
 from skyaudio_cli.media.audio import Wave, audio_duration
+from skyaudio_cli.pipeline.acceleration import denoising_session, window_cache
 from skyaudio_cli.pipeline.audio_stream import WhisperFeatureStream, feature_stream
 from skyaudio_cli.pipeline.buckets import pick_size
 from skyaudio_cli.pipeline.conditioning import latent_frame_count, padded_frame_count
@@ -243,15 +244,17 @@ class HumoPipeline(TalkingVideoPipeline):
 
         def velocity(x: torch.Tensor, t: float, k: int) -> torch.Tensor:
             reference = reference_latents.pop(k) if k in reference_latents else noise(1)
-            v = velocity_of(k)(torch.cat([x, reference], dim=2), t)
+            with window_cache(self.transformer, k):
+                v = velocity_of(k)(torch.cat([x, reference], dim=2), t)
             if next_timestep[t] > 0:  # after the last step the reference latent is dropped
                 reference_latents[k] = euler_step(reference, v[:, :, -1:], t, next_timestep[t])
             return v[:, :, :-1]
 
-        for _, latents in fused_sample(
-            velocity, lambda start, stop: noise(stop - start), windows, timesteps, on_step=on_step
-        ):
-            yield latents
+        with denoising_session(self.transformer, per_window=True):
+            for _, latents in fused_sample(
+                velocity, lambda start, stop: noise(stop - start), windows, timesteps, on_step=on_step
+            ):
+                yield latents
 
     def stream(
         self,
@@ -383,9 +386,10 @@ class HumoPipeline(TalkingVideoPipeline):
         latent_frames = conditions.audio.shape[1]
         noise = torch.randn(channels, latent_frames, height, width, generator=generator)
         velocity = self.guided_velocity(conditions, guidance)
-        latents = sample_unipc(
-            velocity, noise[None].to(self.device), steps, shift, on_step=lambda _: on_step()
-        )
+        with denoising_session(self.transformer):
+            latents = sample_unipc(
+                velocity, noise[None].to(self.device), steps, shift, on_step=lambda _: on_step()
+            )
         return latents[:, :, :-1]
 
     def output_size(self, portrait: Image.Image | None, resolution: str | None) -> tuple[int, int]:

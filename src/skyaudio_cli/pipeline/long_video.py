@@ -31,6 +31,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from skyaudio_cli.pipeline.acceleration import denoising_session, window_cache
 from skyaudio_cli.pipeline.audio_stream import ChunkedFeatureStream, WhisperFeatureStream
 from skyaudio_cli.pipeline.colour import LabStats, match_colours
 from skyaudio_cli.pipeline.conditioning import frames_to_tensor, latent_frame_count, padded_frame_count
@@ -269,9 +270,13 @@ class WindowedGenerator:
             shape = (1, pipe.vae.z_dim, stop - start, height, width)
             return torch.randn(shape, generator=request.generator, dtype=torch.float32).to(pipe.device)
 
-        with torch.no_grad():
+        def velocity(x: torch.Tensor, t: float, k: int) -> torch.Tensor:
+            with window_cache(pipe.transformer, k):
+                return window_velocity(k)(x, t)
+
+        with torch.no_grad(), denoising_session(pipe.transformer, per_window=True):
             fused = fused_sample(
-                lambda x, t, k: window_velocity(k)(x, t),
+                velocity,
                 initial_latents,
                 latent_windows,
                 request.timesteps,
