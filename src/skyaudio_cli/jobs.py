@@ -4,7 +4,7 @@ Validation here is cheap (files, paths, option combinations) and runs before any
 loaded, so a typo fails in milliseconds instead of after minutes of loading weights.
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from skyaudio_cli.errors import InputError, NotAvailableError
@@ -51,11 +51,6 @@ class Settings:
         return preset_family(self.model, self.preset)
 
 
-def describe_job(task: str, job) -> dict:
-    """A job as plain JSON values (for --json and batch reports)."""
-    return {"task": task, **{k: str(v) if isinstance(v, Path) else v for k, v in asdict(job).items()}}
-
-
 @dataclass(frozen=True)
 class GenerateJob:
     audio: Path
@@ -67,9 +62,6 @@ class GenerateJob:
     reference_mode: str | None = None
     loop_mode: str = "pingpong"  # a followed video shorter than the audio: "pingpong" or "freeze"
     settings: Settings = field(default_factory=Settings)
-
-    def describe(self) -> dict:
-        return describe_job("generate", self)
 
     @property
     def portrait_is_video(self) -> bool:
@@ -91,9 +83,6 @@ class ExtendJob:
     append_only: bool = False
     overwrite: bool = False
     settings: Settings = field(default_factory=Settings)
-
-    def describe(self) -> dict:
-        return describe_job("extend", self)
 
 
 def require_file(path: Path, option: str) -> None:

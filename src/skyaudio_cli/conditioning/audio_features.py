@@ -1,6 +1,6 @@
 """Speech -> one audio feature row per video frame: the interface both audio encoders implement.
 
-The DiT families take per-frame features from one of two encoders (DESIGN.md sections 3 and 7):
+The DiT families take per-frame features from one of two encoders (README: Weights):
 chinese-wav2vec2-base (12 hidden layers x 768) or Whisper large-v3 (5 layer groups x 1280). Both
 produce features at 50 Hz and stretch them onto the video frame grid; callers only see
 `encode(wave, num_frames) -> [num_frames, num_layers, channels]`.

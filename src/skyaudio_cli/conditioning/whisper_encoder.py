@@ -1,4 +1,4 @@
-"""Whisper large-v3 encoder features for the humo-* families (DESIGN.md section 7, HuMo's AudioProcessor).
+"""Whisper large-v3 encoder features for the humo-* families (HuMo's AudioProcessor; README: HuMo models).
 
 Recipe, as HuMo runs it: cut the 16 kHz wave into 30 s chunks; per chunk the HF feature extractor's
 log-mel (the last chunk zero-padded to 30 s first, each chunk normalised by its own maximum); run

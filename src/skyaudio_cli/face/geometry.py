@@ -71,9 +71,3 @@ def crop_box_around(
     left = min(max(round(centre_x - width / 2), 0), frame_width - width)
     top = min(max(round(centre_y - height / 2), 0), frame_height - height)
     return Box(left, top, width, height)
-
-
-def to_crop_coordinates(box: Box, crop: Box, out_width: int, out_height: int) -> Box:
-    """`box` (frame pixels) expressed in the pixels of `crop` resized to out_width x out_height."""
-    sx, sy = out_width / crop.w, out_height / crop.h
-    return Box((box.x - crop.x) * sx, (box.y - crop.y) * sy, box.w * sx, box.h * sy)

@@ -1,4 +1,4 @@
-"""Image-to-video condition tensors, as the Wan2.1 I2V family expects them (DESIGN.md section 4)."""
+"""Image-to-video condition tensors, as the Wan2.1 I2V family expects them."""
 
 import numpy as np
 import torch

@@ -3,7 +3,7 @@
     pipe = HumoPipeline.from_pretrained("humo-1.7b", device="cuda")
     video = pipe(portrait=None, audio=wave_16k_mono, prompt="A woman in a red coat talks ...")
 
-What differs from the a2v pipeline (DESIGN.md section 7, HuMo's release):
+What differs from the a2v pipeline (HuMo's release; README: HuMo models):
 - the reference image is VAE latents, one extra latent frame after the video's, dropped after
   sampling. humo-17b (36 input channels) sees it through concat(mask4, condition16) where the
   condition is the latents of an all-zero video with the reference in the extra frame (the release

@@ -1,4 +1,4 @@
-"""Re-lip-sync a video to new audio: only the lower face is regenerated (DESIGN.md section 6).
+"""Re-lip-sync a video to new audio: only the lower face is regenerated (README: edit-lipsync).
 
 1. Regions: every source frame gets a crop around the face and a feathered lower-face mask
    (face/regions.py); only boxes are kept in memory.

@@ -1,6 +1,6 @@
 """Videos of any length: the window loops that feed one window's output into the next.
 
-Two families of methods (DESIGN.md section 5), picked by the model family or `--long-video-mode`:
+Two families of methods (README: Long video), picked by the model family or `--long-video-mode`:
 
 - Motion frames (skyreels-v3-a2v, infinitetalk): windows run one after another; each starts from
   the last frames already written, VAE-encoded and re-imposed on its first latents before the loop

@@ -9,7 +9,8 @@ from its global index, so any split works. Only rank 0 writes files.
 """
 
 import os
-from unittest import mock
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -65,5 +66,16 @@ def enable_sequence_parallel(transformer: torch.nn.Module) -> None:
     # On CPU (gloo, used for testing): gloo cannot all-gather unequal pieces, so the token count must
     # divide by the world size. diffusers 0.42.1 also picks each rank's device as
     # `rank % accelerator count`, which divides by zero without an accelerator; every rank uses "cpu".
-    with mock.patch("torch.accelerator.device_count", return_value=1):
+    with _counting_one_accelerator():
         transformer.enable_parallelism(config=ContextParallelConfig(ulysses_degree=world))
+
+
+@contextmanager
+def _counting_one_accelerator() -> Iterator[None]:
+    """torch.accelerator.device_count() answers 1 inside (see the CPU branch of the caller)."""
+    count = torch.accelerator.device_count
+    torch.accelerator.device_count = lambda: 1
+    try:
+        yield
+    finally:
+        torch.accelerator.device_count = count

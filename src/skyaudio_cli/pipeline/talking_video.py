@@ -66,7 +66,7 @@ from skyaudio_cli.sampling.flow_euler import sample_euler, shifted_timesteps
 from skyaudio_cli.sampling.guidance import GuidanceScales, Pass, combine
 
 SAMPLE_RATE = 16000
-AUDIO_RADIUS = 2  # each frame hears frames i-2..i+2 (DESIGN.md section 3)
+AUDIO_RADIUS = 2  # each frame hears frames i-2..i+2 (both releases)
 ProgressFn = Callable[[int, int], None]
 
 

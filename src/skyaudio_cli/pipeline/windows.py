@@ -2,7 +2,7 @@
 
 Pure arithmetic, no tensors, so every length from one frame to hours can be checked exhaustively.
 
-Motion-frame schemes (skyreels-v3-a2v, infinitetalk; DESIGN.md section 5): window k denoises
+Motion-frame schemes (skyreels-v3-a2v, infinitetalk; README: Long video): window k denoises
 `length` frames starting at frame `start` of the timeline. Its first `motion` frames are the last
 `motion` frames written by window k-1 (re-imposed, not generated), it writes frames
 [start + motion, start + emit_stop), and its last `drop` frames are discarded (skyreels keeps a

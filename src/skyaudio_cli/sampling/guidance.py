@@ -1,4 +1,4 @@
-"""Audio-guided classifier-free guidance (DESIGN.md section 4).
+"""Audio-guided classifier-free guidance.
 
 Four conditions exist: `cond` (text, audio), `drop_text` (negative text, audio), `drop_audio`
 (text, zero audio) and `uncond` (negative text, zero audio). Which passes are needed depends on the
