@@ -17,8 +17,10 @@ import torch
 import torch.nn.functional as F
 
 from skyaudio_cli.errors import InputError
+from skyaudio_cli.media.audio import DEFAULT_SAMPLE_RATE
 
-SAMPLE_RATE = 16000
+# The encoders take speech at the rate media.audio decodes it to.
+SAMPLE_RATE = DEFAULT_SAMPLE_RATE
 AUDIO_ENCODER_KINDS = ("wav2vec2", "whisper")
 # How a release turns the audio's duration into its feature frame count: SkyReels-V3 takes
 # ceil(duration x fps), InfiniteTalk int(duration x fps).

@@ -28,7 +28,7 @@ from skyaudio_cli.media.audio import (
 from skyaudio_cli.media.image import load_image
 from skyaudio_cli.media.soundtrack import Segment, Soundtrack
 from skyaudio_cli.media.video import VIDEO_SUFFIXES, VideoInfo, iter_frames, probe_video, read_last_frames
-from skyaudio_cli.media.video_writer import encoded_size
+from skyaudio_cli.media.video_writer import OUTPUT_AUDIO_SAMPLE_RATE, encoded_size
 from skyaudio_cli.pipeline.acceleration import Acceleration
 from skyaudio_cli.pipeline.cache import PipelineCache, PipelineKey
 from skyaudio_cli.pipeline.edit_timeline import ReferenceMode
@@ -39,9 +39,6 @@ from skyaudio_cli.pipeline.reference_video import ReferenceVideo
 from skyaudio_cli.pipeline.talking_video import SAMPLE_RATE, TalkingVideoPipeline, VideoStream, family_loras
 from skyaudio_cli.pipeline.video_output import resized, retime, video_sink
 
-# Muxed audio is decoded at this rate so the output keeps the input's quality, not the 16 kHz
-# the audio encoder needs.
-MUX_SAMPLE_RATE = 48000
 # Without a terminal, a progress line this often: ~40 lines for a 20-minute job.
 LOG_PROGRESS_SECONDS = 30.0
 
@@ -87,7 +84,8 @@ def run_generate(job: GenerateJob, pipelines: PipelineCache | None = None) -> di
         step_progress(stream),
         video_sink(
             job.output, fps=fps, width=stream.width, height=stream.height,
-            audio=Soundtrack.of(job.audio), audio_sample_rate=MUX_SAMPLE_RATE, overwrite=job.overwrite,
+            audio=Soundtrack.of(job.audio), audio_sample_rate=OUTPUT_AUDIO_SAMPLE_RATE,
+            overwrite=job.overwrite,
         ) as sink,
     ):  # fmt: skip
         indices = resample_frame_indices(stream.num_frames, stream.fps, fps, seconds)
@@ -157,7 +155,7 @@ def run_extend(job: ExtendJob, pipelines: PipelineCache | None = None) -> dict:
         step_progress(stream),
         video_sink(
             job.output, fps=fps, width=source.width, height=source.height, audio=audio,
-            audio_sample_rate=MUX_SAMPLE_RATE, overwrite=job.overwrite,
+            audio_sample_rate=OUTPUT_AUDIO_SAMPLE_RATE, overwrite=job.overwrite,
         ) as sink,
     ):  # fmt: skip
         for frame in original:

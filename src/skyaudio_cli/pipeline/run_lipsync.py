@@ -25,6 +25,7 @@ from skyaudio_cli.jobs import EditLipsyncJob, parse_face_box
 from skyaudio_cli.media.audio import Wave, audio_duration
 from skyaudio_cli.media.soundtrack import Segment, Soundtrack
 from skyaudio_cli.media.video import VideoInfo, VideoWriter, iter_frames, probe_video
+from skyaudio_cli.media.video_writer import OUTPUT_AUDIO_SAMPLE_RATE
 from skyaudio_cli.pipeline.buckets import pick_size
 from skyaudio_cli.pipeline.edit_timeline import EditMode, LoopMode, plan_timeline
 from skyaudio_cli.pipeline.family import family_defaults
@@ -48,11 +49,9 @@ from skyaudio_cli.pipeline.run import (
     written_size,
 )
 from skyaudio_cli.pipeline.source_frames import frames_in_order
-from skyaudio_cli.pipeline.talking_video import VideoStream
+from skyaudio_cli.pipeline.talking_video import SAMPLE_RATE, VideoStream
 from skyaudio_cli.pipeline.video_output import resized
 
-SAMPLE_RATE = 16000
-MUX_SAMPLE_RATE = 48000
 # Face crops are square: faces are roughly square, and a square crop gives the mouth the most of
 # the model's pixels for any head pose.
 CROP_ASPECT = 1.0  # square face crops: the model's size comes from a 1 x 1 source
@@ -211,11 +210,12 @@ def _generate(job: EditLipsyncJob, plan: EditPlan, regions: Regions, speech: Wav
 
 def _soundtrack(job: EditLipsyncJob, info: VideoInfo, plan: EditPlan) -> Soundtrack:
     """The new audio; with --keep-original-audio, the source's own audio from where it ends."""
-    edited_samples = round(plan.timeline.edited_frames / plan.fps * MUX_SAMPLE_RATE)
-    total_samples = round(plan.timeline.num_frames / plan.fps * MUX_SAMPLE_RATE)
+    edited_samples = round(plan.timeline.edited_frames / plan.fps * OUTPUT_AUDIO_SAMPLE_RATE)
+    total_samples = round(plan.timeline.num_frames / plan.fps * OUTPUT_AUDIO_SAMPLE_RATE)
     if total_samples <= edited_samples:
         return Soundtrack.of(job.audio)
-    edited, rest = edited_samples / MUX_SAMPLE_RATE, (total_samples - edited_samples) / MUX_SAMPLE_RATE
+    rate = OUTPUT_AUDIO_SAMPLE_RATE
+    edited, rest = edited_samples / rate, (total_samples - edited_samples) / rate
     source_sound = Segment(job.video if info.has_audio else None, rest, start=edited)
     return Soundtrack((Segment(job.audio, edited), source_sound))
 
@@ -226,7 +226,7 @@ def _write(job: EditLipsyncJob, edit: EditRun) -> None:
     def writer(path: Path) -> VideoWriter:
         return VideoWriter(
             path, fps=summary["fps"], width=summary["source_width"], height=summary["source_height"],
-            audio=edit.soundtrack, audio_sample_rate=MUX_SAMPLE_RATE, overwrite=job.overwrite,
+            audio=edit.soundtrack, audio_sample_rate=OUTPUT_AUDIO_SAMPLE_RATE, overwrite=job.overwrite,
         )  # fmt: skip
 
     try:

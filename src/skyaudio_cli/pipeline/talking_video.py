@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 
 from skyaudio_cli.conditioning.audio_features import (
+    SAMPLE_RATE,
     AudioFeatureEncoder,
     load_audio_encoder,
     num_video_frames,
@@ -65,7 +66,6 @@ from skyaudio_cli.pipeline.windows import plan_latent_windows, plan_windows
 from skyaudio_cli.sampling.flow_euler import sample_euler, shifted_timesteps
 from skyaudio_cli.sampling.guidance import GuidanceScales, Pass, combine
 
-SAMPLE_RATE = 16000
 AUDIO_RADIUS = 2  # each frame hears frames i-2..i+2 (both releases)
 ProgressFn = Callable[[int, int], None]
 
