@@ -13,6 +13,7 @@ import typer
 
 # pure module: no heavy imports
 from skyaudio_cli.pipeline.edit_timeline import EditMode, LoopMode, ReferenceMode
+from skyaudio_cli.pipeline.modes import CacheMode, LongVideoMode
 
 GENERATION = "Generation"
 RUNTIME = "Runtime"
@@ -28,19 +29,6 @@ class DType(StrEnum):
     bf16 = "bf16"
     fp16 = "fp16"
     fp32 = "fp32"
-
-
-class CacheMode(StrEnum):
-    none = "none"
-    first_block = "first-block"
-    mag = "mag"
-
-
-class LongVideoMode(StrEnum):
-    auto = "auto"
-    skyreels = "skyreels"
-    infinitetalk = "infinitetalk"
-    fusion = "fusion"
 
 
 class Attention(StrEnum):

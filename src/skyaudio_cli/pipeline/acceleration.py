@@ -24,9 +24,10 @@ from skyaudio_cli.errors import InputError
 from skyaudio_cli.model.checkpoint import load_transformer
 from skyaudio_cli.model.transformer import AudioWanTransformer3DModel
 from skyaudio_cli.pipeline import parallel
+from skyaudio_cli.pipeline.modes import CacheMode
 
 FP8_STORAGE = torch.float8_e4m3fn
-CACHE_MODES = ("none", "first-block", "mag")
+CACHE_MODES = tuple(CacheMode)
 # One block per group: ~1 GB of bf16 weights on the GPU at a time for the 19B model, and the next
 # one is prefetched while the current one runs.
 OFFLOAD_BLOCKS_PER_GROUP = 1

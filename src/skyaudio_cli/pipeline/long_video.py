@@ -25,7 +25,6 @@ one continuous sequence, decoded by one streaming decoder that carries the VAE's
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from enum import StrEnum
 from functools import lru_cache
 
 import numpy as np
@@ -37,6 +36,7 @@ from skyaudio_cli.pipeline.colour import LabStats, match_colours
 from skyaudio_cli.pipeline.conditioning import frames_to_tensor, latent_frame_count, padded_frame_count
 from skyaudio_cli.pipeline.fusion import fused_sample
 from skyaudio_cli.pipeline.known_latents import KnownLatents
+from skyaudio_cli.pipeline.modes import LongVideoMode
 from skyaudio_cli.pipeline.reference_video import FollowedFrames, keyframe_latents
 from skyaudio_cli.pipeline.windows import (
     Window,
@@ -50,13 +50,6 @@ from skyaudio_cli.sampling.guidance import GuidanceScales
 # The skyreels release pins each window's last frames to one keyframe repeated this many times.
 KEYFRAME_FRAMES = 5
 VAE_TIME_STRIDE = 4
-
-
-class LongVideoMode(StrEnum):
-    auto = "auto"
-    skyreels = "skyreels"
-    infinitetalk = "infinitetalk"
-    fusion = "fusion"
 
 
 @dataclass(frozen=True)
