@@ -36,7 +36,7 @@ def test_fused_windows_have_no_current_window():
 def test_a_long_warning_is_one_line_in_a_log():
     message = "model 'x' has RANDOM weights " + "and a long explanation " * 10
     done = subprocess.run(
-        [sys.executable, "-c", f"from skyaudio_cli.cli import output; output.warn({message!r})"],
+        [sys.executable, "-c", f"from skyaudio_cli import console; console.warn({message!r})"],
         capture_output=True,
         text=True,
         check=True,

@@ -37,7 +37,7 @@ def write_portrait(path: Path) -> None:
 
 
 def pick_model(out: Path) -> str:
-    from skyaudio_cli.cli.output import quiet_libraries
+    from skyaudio_cli.pipeline.library_logs import silence_libraries
     from skyaudio_cli.tiny import make_tiny
     from skyaudio_cli.weights import resolve_model
 
@@ -48,7 +48,7 @@ def pick_model(out: Path) -> str:
         tiny = out / "tiny-random"
         if not (tiny / "skyaudio_model.json").exists():
             shutil.rmtree(tiny, ignore_errors=True)
-            quiet_libraries()
+            silence_libraries()
             make_tiny(tiny)
         print(
             f"\n*** No real weights for '{DEFAULT_MODEL}' found: running the TINY RANDOM model.\n"

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from skyaudio_cli.cli import output
+from skyaudio_cli import console
 from skyaudio_cli.errors import EXIT_BATCH_SOME_FAILED, EXIT_USAGE
 
 pytestmark = pytest.mark.slow
@@ -18,7 +18,7 @@ ODD_NAME = "]2 [bold]take [red] ünï cödé :smile: [draft]"  # no "/": that wo
 @pytest.fixture(autouse=True)
 def one_line_per_message(monkeypatch):
     # Not wrapped at 80 columns (stderr is not a terminal here), so a message can be compared whole.
-    monkeypatch.setattr(output.stderr, "soft_wrap", True)
+    monkeypatch.setattr(console.stderr, "soft_wrap", True)
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,10 @@ from collections.abc import Callable
 
 from rich.markup import escape
 
+from skyaudio_cli import console
 from skyaudio_cli.batch.manifest import BatchJob
 from skyaudio_cli.batch.results import FAILED, OK, JobResult
 from skyaudio_cli.batch.tasks import task_spec
-from skyaudio_cli.cli import output
 from skyaudio_cli.errors import EXIT_RUNTIME, SkyaudioError
 
 
@@ -32,7 +32,7 @@ def run_jobs(jobs: list[BatchJob], on_result: Callable[[JobResult], None], *, fa
 def announce(position: int, total: int, job: BatchJob, device: str | None = None) -> None:
     where = f" on device {device}" if device else ""
     destination = escape(str(job.job.output))
-    output.info(f"[bold]\\[{position}/{total}][/] line {job.line}: {job.task} -> {destination}{where}")
+    console.info(f"[bold]\\[{position}/{total}][/] line {job.line}: {job.task} -> {destination}{where}")
 
 
 def run_one(job: BatchJob, pipelines) -> JobResult:
@@ -54,7 +54,7 @@ def run_one(job: BatchJob, pipelines) -> JobResult:
 
         release_memory()
     if error is not None:
-        output.error_line(f"line {job.line}: {error}")
+        console.error_line(f"line {job.line}: {error}")
     return JobResult(
         line=job.line,
         index=job.index,

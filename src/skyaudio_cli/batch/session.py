@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from skyaudio_cli import console
 from skyaudio_cli.batch.manifest import read_manifest
 from skyaudio_cli.batch.plan import Plan, Shard, plan_batch
 from skyaudio_cli.batch.results import FAILED, OK, SKIPPED, ResultStream, batch_exit_code
 from skyaudio_cli.batch.runner import run_jobs
 from skyaudio_cli.batch.signals import Stopped, exit_code_for, stop_signals_raise
 from skyaudio_cli.batch.workers import job_device, parse_devices, run_on_devices
-from skyaudio_cli.cli import output
 from skyaudio_cli.errors import EXIT_OK, EXIT_USAGE
 
 
@@ -61,7 +61,7 @@ def run_batch(options: BatchOptions) -> int:
                 _run(plan, devices, stream, options.fail_fast)
         except (KeyboardInterrupt, Stopped) as stop:
             stream.close()
-            output.error_line(
+            console.error_line(
                 f"interrupted after {len(stream.results)} results; the job in progress was abandoned and "
                 "left no file; run again with --resume to continue"
             )
@@ -69,7 +69,7 @@ def run_batch(options: BatchOptions) -> int:
         stream.close()
     results = stream.results
     counts = {status: sum(r.status == status for r in results) for status in (OK, SKIPPED, FAILED)}
-    output.info(
+    console.info(
         f"batch: {counts[OK]} ok, {counts[SKIPPED]} skipped (complete), {counts[FAILED]} failed "
         f"in {time.monotonic() - started:.1f} s"
     )
@@ -83,12 +83,12 @@ def _report_plan(plan: Plan) -> int:
     failed = [result for result in plan.decided if result.status == FAILED]
     invalid = [result for result in failed if result.line not in without_weights]
     for result in invalid:
-        output.error_line(f"line {result.line}: {result.error}")
+        console.error_line(f"line {result.line}: {result.error}")
     for model in plan.unavailable:
         lines = ", ".join(map(str, model.lines))
-        output.error_line(f"{model.error} (line{'s' if len(model.lines) > 1 else ''} {lines})")
+        console.error_line(f"{model.error} (line{'s' if len(model.lines) > 1 else ''} {lines})")
     skipped = len(plan.decided) - len(failed)
-    output.info(
+    console.info(
         f"batch: {len(plan.to_run)} jobs to run, {skipped} already complete, {len(invalid)} invalid, "
         f"{len(without_weights)} for models without weights"
     )
@@ -108,7 +108,9 @@ def _run(plan: Plan, devices: list[str] | None, stream: ResultStream, fail_fast:
     if not jobs:
         return
     if devices is None:
-        output.quiet_libraries()
+        from skyaudio_cli.pipeline.library_logs import silence_libraries
+
+        silence_libraries()
         run_jobs(jobs, stream.add, fail_fast=fail_fast)
     else:
         run_on_devices(jobs, devices, stream.add, fail_fast=fail_fast)

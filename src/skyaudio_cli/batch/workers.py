@@ -154,13 +154,13 @@ def _work(number: int, device: str, cpu_threads: int, todo, done) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = device
     import torch
 
-    from skyaudio_cli.cli import output
     from skyaudio_cli.pipeline.cache import PipelineCache
+    from skyaudio_cli.pipeline.library_logs import silence_libraries
 
     if device == "cpu":
         torch.set_num_threads(cpu_threads)
 
-    output.quiet_libraries()
+    silence_libraries()
     pipelines = PipelineCache()
     try:
         with stop_signals_raise():

@@ -15,9 +15,8 @@ except ImportError:  # pragma: no cover - older typer uses the click package
 
 from typer.core import TyperOption
 
-from skyaudio_cli import __version__
+from skyaudio_cli import __version__, console
 from skyaudio_cli.batch.signals import Stopped, stop_signals_raise
-from skyaudio_cli.cli import output
 from skyaudio_cli.cli.batch import batch
 from skyaudio_cli.cli.doctor import doctor
 from skyaudio_cli.cli.video_commands import edit_lipsync, extend, generate
@@ -100,7 +99,7 @@ def _usage_message(bad: click_exceptions.UsageError) -> str:
 
 
 def _fail(message: str, exit_code: int, wants_json: bool) -> None:
-    output.error_line(message)
+    console.error_line(message)
     if wants_json:
-        output.emit_json({"status": "error", "exit_code": exit_code, "error": message})
+        console.emit_json({"status": "error", "exit_code": exit_code, "error": message})
     sys.exit(exit_code)

@@ -11,8 +11,7 @@ import platform
 from collections.abc import Callable
 from typing import Any
 
-from skyaudio_cli import __version__
-from skyaudio_cli.cli import output
+from skyaudio_cli import __version__, console
 from skyaudio_cli.cli.options import JsonOpt
 from skyaudio_cli.pipeline.preflight import cuda_unavailable_reason
 
@@ -31,7 +30,7 @@ def doctor(json_output: JsonOpt = False) -> None:
         "memory_modes": _probe(_memory_modes),
     }
     if json_output:
-        output.emit_json({"status": "ok", **report})
+        console.emit_json({"status": "ok", **report})
         return
     _print_report(report)
 

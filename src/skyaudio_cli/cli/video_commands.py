@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from skyaudio_cli.cli import output
+from skyaudio_cli import console
 from skyaudio_cli.cli.options import (
     FPS_RANGE,
     GENERATION,
@@ -145,7 +145,9 @@ def _run_task(task: str, job, json_output: bool) -> None:
     spec.validate(job)
     family = family_defaults(resolve_model(job.settings.model).family)
     family.check_scales(job.settings.text_scale, job.settings.audio_scale)
-    output.quiet_libraries()
+    from skyaudio_cli.pipeline.library_logs import silence_libraries
+
+    silence_libraries()
     run = spec.runner()
     from skyaudio_cli.pipeline.parallel import is_main_process
 
@@ -159,9 +161,9 @@ def _run_task(task: str, job, json_output: bool) -> None:
 
 def _report(result: dict, json_output: bool) -> None:
     if json_output:
-        output.emit_json({"status": "ok", **result})
+        console.emit_json({"status": "ok", **result})
     else:
-        output.info(
+        console.info(
             f"[green]wrote[/] {escape(result['output'])} ({result['frames']} frames, "
             f"{result['duration_s']:.2f} s at {result['fps']:g} fps) in {result['seconds']:.1f} s"
         )

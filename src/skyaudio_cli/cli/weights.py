@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from skyaudio_cli.cli import output
+from skyaudio_cli import console
 from skyaudio_cli.errors import EXIT_WEIGHTS
 from skyaudio_cli.weights import fetch_model, get_manifest, resolve_model, verify_model
 from skyaudio_cli.weights.manifest import human_size
@@ -43,7 +43,7 @@ def list_models(json_output: bool = _JSON) -> None:
         for spec in manifest.models.values()
     ]
     if json_output:
-        output.emit_json({"status": "ok", "models": rows})
+        console.emit_json({"status": "ok", "models": rows})
         return
     _print_table(rows)
 
@@ -90,7 +90,7 @@ def fetch(
 
     resolved = fetch_model(preset_family(model, preset) if preset else model, local_dir=folder, token=token)
     if json_output:
-        output.emit_json({"status": "ok", **resolved.to_json()})
+        console.emit_json({"status": "ok", **resolved.to_json()})
     else:
         _print_locations(resolved.root, resolved.components)
 
@@ -100,7 +100,7 @@ def verify(model: str = _MODEL, json_output: bool = _JSON) -> None:
     """Check that every file of a model is present and complete; exit code 3 if not."""
     report = verify_model(model)
     if json_output:
-        output.emit_json({"status": "ok" if report.ok else "error", **report.to_json()})
+        console.emit_json({"status": "ok" if report.ok else "error", **report.to_json()})
     else:
         for problem in report.problems:
             typer.echo(f"{problem.component}\t{problem.path}\t{problem.problem}")
@@ -110,7 +110,7 @@ def verify(model: str = _MODEL, json_output: bool = _JSON) -> None:
         # The report itself is the result (already on stdout); only the one-line reason goes to stderr.
         # SystemExit, unlike typer.Exit, is not turned into a return value when click runs with
         # standalone_mode=False, so the exit code survives however the app is driven.
-        output.error_line(report.summary())
+        console.error_line(report.summary())
         raise SystemExit(EXIT_WEIGHTS)
 
 
@@ -119,7 +119,7 @@ def path(model: str = _MODEL, json_output: bool = _JSON) -> None:
     """Print where a model's files are: its folder, or one `component<TAB>path` line per component."""
     resolved = resolve_model(model)
     if json_output:
-        output.emit_json({"status": "ok", **resolved.to_json()})
+        console.emit_json({"status": "ok", **resolved.to_json()})
     else:
         _print_locations(resolved.root, resolved.components)
 
@@ -147,10 +147,14 @@ def make_tiny_command(
     from skyaudio_cli.tiny import check_destination, make_tiny, tiny_family
 
     check_destination(folder, family)
-    output.quiet_libraries()
+    from skyaudio_cli.pipeline.library_logs import silence_libraries
+
+    silence_libraries()
     made = make_tiny(folder, layout=family, seed=seed)
     if json_output:
-        output.emit_json({"status": "ok", "path": str(made), "family": tiny_family(family), "layout": family})
+        console.emit_json(
+            {"status": "ok", "path": str(made), "family": tiny_family(family), "layout": family}
+        )
     else:
         made = escape(str(made))
-        output.info(f"wrote tiny random model ({family} layout) to {made}; use it with --model {made}")
+        console.info(f"wrote tiny random model ({family} layout) to {made}; use it with --model {made}")

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from skyaudio_cli.cli import output
+from skyaudio_cli import console
 from skyaudio_cli.errors import InputError
 from skyaudio_cli.jobs import ExtendJob, GenerateJob, Settings
 from skyaudio_cli.media.audio import (
@@ -189,7 +189,7 @@ def written_size(source: VideoInfo) -> dict:
 
 def warn_if_random_weights(family: str, defaults) -> None:
     if defaults.random_weights:
-        output.warn(
+        console.warn(
             f"model '{family}' has RANDOM weights (a test model): the video will be noise, not a "
             "talking person. For real output run `skyaudio weights fetch skyreels-v3-a2v` and use --model "
             "skyreels-v3-a2v."
@@ -201,7 +201,7 @@ def load_speech(path: Path, max_seconds: float) -> AudioFile:
     speech = open_audio(path, sample_rate=SAMPLE_RATE)
     check_audio(speech, path, max_seconds=max_seconds)
     if is_silent(speech):
-        output.warn(f"audio file {path} is silent: the face will not speak")
+        console.warn(f"audio file {path} is silent: the face will not speak")
     return speech
 
 
@@ -227,7 +227,7 @@ def load_pipeline(pipelines: PipelineCache | None, s: Settings) -> TalkingVideoP
     defaults = family_defaults(resolved.family)
     recipe = family_loras(resolved.components, defaults)
     base = base_family(s.family)
-    with output.stderr.status("loading model...") as status:
+    with console.stderr.status("loading model...") as status:
         refs = [LoraRef.parse(text) for text in s.lora]
         loras = tuple((ref.local_path(), ref.scale) for ref in refs)
         pipe = pipelines.get(
@@ -294,7 +294,7 @@ class LogProgress:
         self.by_window = stream.mode != "fusion"
         self.interval = interval
         self.clock = clock
-        self.write = write or output.info
+        self.write = write or console.info
         self.started = clock()
         self.first_step: float | None = None
         self.last: float | None = None
@@ -332,7 +332,7 @@ def _clock_time(seconds: float) -> str:
 def step_progress(stream: VideoStream) -> Iterator[None]:
     """One bar over all windows x steps, with an ETA, while the stream is consumed; plain lines
     at a steady interval instead when stderr is not a terminal."""
-    if not output.stderr.is_terminal:
+    if not console.stderr.is_terminal:
         stream.progress = LogProgress(stream)
         yield
         return
@@ -342,7 +342,7 @@ def step_progress(stream: VideoStream) -> Iterator[None]:
         TextColumn("{task.completed}/{task.total} steps"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=output.stderr,
+        console=console.stderr,
         transient=False,
     ) as bar:
         task = bar.add_task(f"denoising {stream.windows} window(s)", total=None)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from skyaudio_cli.cli import output
+from skyaudio_cli import console
 from skyaudio_cli.errors import InputError, RuntimeFailure
 from skyaudio_cli.face.debug import overlay_mask
 from skyaudio_cli.face.geometry import Box
@@ -95,7 +95,7 @@ def prepare_edit(job: EditLipsyncJob, pipelines=None) -> EditRun:
     warn_if_random_weights(resolved.family, defaults)
     speech = at_family_loudness(speech, defaults)
 
-    with output.stderr.status("finding the face in every frame..."):
+    with console.stderr.status("finding the face in every frame..."):
         regions, mask_source = _regions(job, info)
     if not any(regions.has_face) and not job.allow_no_face:
         raise InputError(

@@ -1,4 +1,4 @@
-"""Where the CLI writes: logs and progress go to stderr, results to stdout.
+"""Where the tool writes: logs and progress go to stderr, results to stdout.
 
 Batch scripts parse stdout, so with `--json` exactly one JSON object is printed there, for
 success and failure alike; everything human-oriented goes to stderr.
@@ -36,14 +36,3 @@ def error_line(message: str) -> None:
 def emit_json(result: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
     sys.stdout.flush()
-
-
-def quiet_libraries() -> None:
-    """Silence transformers/diffusers info logs and their per-file progress bars for the process.
-
-    Called by commands once their input is valid, before they run model code: the CLI shows its
-    own progress, and library chatter on stderr buries the lines users need.
-    """
-    from skyaudio_cli.pipeline.library_logs import silence_libraries
-
-    silence_libraries()
