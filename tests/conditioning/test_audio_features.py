@@ -9,8 +9,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from skyaudio_cli.conditioning.audio_encoders import load_audio_encoder
 from skyaudio_cli.conditioning.audio_features import (
-    load_audio_encoder,
     num_video_frames,
     require_speech,
     stretch_to_frames,

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from transformers import Wav2Vec2Config, Wav2Vec2Model
 
-from skyaudio_cli.conditioning.audio_features import load_audio_encoder, num_video_frames
+from skyaudio_cli.conditioning.audio_encoders import load_audio_encoder
+from skyaudio_cli.conditioning.audio_features import num_video_frames
 from skyaudio_cli.conditioning.wav2vec2 import Wav2Vec2FeatureEncoder, load_wav2vec2, make_tiny_wav2vec2
 from skyaudio_cli.errors import InputError, WeightsError
 

@@ -12,7 +12,8 @@ from safetensors.torch import load_file, save_file
 from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
 from whisper.model import AudioEncoder
 
-from skyaudio_cli.conditioning.audio_features import load_audio_encoder, num_video_frames
+from skyaudio_cli.conditioning.audio_encoders import load_audio_encoder
+from skyaudio_cli.conditioning.audio_features import num_video_frames
 from skyaudio_cli.conditioning.whisper_encoder import (
     WhisperFeatureEncoder,
     load_whisper_encoder,

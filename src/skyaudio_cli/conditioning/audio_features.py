@@ -9,7 +9,6 @@ produce features at 50 Hz and stretch them onto the video frame grid; callers on
 import math
 from abc import ABC, abstractmethod
 from fractions import Fraction
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -21,7 +20,6 @@ from skyaudio_cli.media.audio import DEFAULT_SAMPLE_RATE
 
 # The encoders take speech at the rate media.audio decodes it to.
 SAMPLE_RATE = DEFAULT_SAMPLE_RATE
-AUDIO_ENCODER_KINDS = ("wav2vec2", "whisper")
 # How a release turns the audio's duration into its feature frame count: SkyReels-V3 takes
 # ceil(duration x fps), InfiniteTalk int(duration x fps).
 FrameRounding = Literal["ceil", "floor"]
@@ -59,25 +57,6 @@ def num_video_frames(
     rate = Fraction(fps).limit_denominator(1_000_000)
     frames = Fraction(num_samples) * rate / sample_rate
     return math.ceil(frames) if rounding == "ceil" else math.floor(frames)
-
-
-def load_audio_encoder(
-    path: Path, kind: str, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
-) -> AudioFeatureEncoder:
-    """Load the `kind` encoder from its Hugging Face folder at `path`.
-
-    float32 (the default) is what the references run these small encoders in; bf16 halves memory at
-    a small cost in feature precision.
-    """
-    if kind == "wav2vec2":
-        from skyaudio_cli.conditioning.wav2vec2 import load_wav2vec2
-
-        return load_wav2vec2(path, device=device, dtype=dtype)
-    if kind == "whisper":
-        from skyaudio_cli.conditioning.whisper_encoder import load_whisper_encoder
-
-        return load_whisper_encoder(path, device=device, dtype=dtype)
-    raise InputError(f"audio encoder kind {kind!r}: expected one of {', '.join(AUDIO_ENCODER_KINDS)}")
 
 
 def require_mono(wave):

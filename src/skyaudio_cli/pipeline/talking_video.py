@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from skyaudio_cli.conditioning.audio_encoders import load_audio_encoder
 from skyaudio_cli.conditioning.audio_features import (
     SAMPLE_RATE,
     AudioFeatureEncoder,
-    load_audio_encoder,
     num_video_frames,
     require_mono,
     require_speech,

@@ -15,25 +15,18 @@ def resolve_model(
     name_or_path: str | os.PathLike[str],
     *,
     cache_dir: str | os.PathLike[str] | None = None,
-    local_only: bool = True,
     manifest: Manifest | None = None,
 ) -> ResolvedModel:
     """Local paths of every component of a model family (from the HF cache) or of a model folder.
 
     A folder is used as is, with no manifest or cache look-up. For a family name, missing files
-    raise WeightsError naming the command that fetches them, unless `local_only` is False, in which
-    case they are downloaded first.
+    raise WeightsError naming the command that fetches them (weights.fetch downloads).
     """
     manifest = get_manifest(manifest)
     folder = as_model_folder(name_or_path)
     if folder is not None:
         return read_local_model(folder, manifest)
     spec = hub_model(manifest, str(name_or_path))
-    if not local_only:
-        # fetch builds on this module, so it is imported only when a download is asked for.
-        from skyaudio_cli.weights.fetch import fetch_model
-
-        return fetch_model(spec.name, cache_dir=cache_dir, manifest=manifest)
     return resolve_cached(spec, Path(cache_dir) if cache_dir is not None else None)
 
 
