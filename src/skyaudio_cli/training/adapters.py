@@ -48,22 +48,30 @@ def trainable_groups(model: torch.nn.Module) -> dict[str, list[tuple[str, torch.
 def adapter_tensors(
     model: torch.nn.Module, lora: LoraConfig | None, originals: dict[str, torch.Tensor]
 ) -> dict[str, torch.Tensor]:
-    """The --lora file's tensors: the LoRA pairs, and a full delta for every audio parameter that changed."""
-    tensors: dict[str, torch.Tensor] = {}
+    """The --lora file's tensors: the LoRA pairs, and a full delta for every audio parameter that
+    changed. A weight trained both ways becomes one full delta (its change + alpha / rank * B A): a
+    file holds either kind per parameter."""
+    pairs: dict[str, dict[str, torch.Tensor]] = {}
     if lora is not None:
         for key, value in get_peft_model_state_dict(model).items():
-            tensors[PEFT_PREFIX + key] = value.detach().float().cpu().contiguous()
-            if lora.alpha != lora.rank and key.endswith(".lora_A.weight"):
-                module = key.removesuffix(".lora_A.weight")
-                tensors[f"{PEFT_PREFIX}{module}.alpha"] = torch.tensor(float(lora.alpha))
+            module, half = key.rsplit(".lora_", 1)
+            pairs.setdefault(module, {})[half.removesuffix(".weight")] = value.detach().float().cpu()
+    tensors: dict[str, torch.Tensor] = {}
     parameters = dict(model.named_parameters())
     for name, original in originals.items():
         delta = parameters[name].detach().float().cpu() - original
-        if not delta.any():
-            continue
         module, kind = plain_name(name).rsplit(".", 1)
-        suffix = {"weight": "diff", "bias": "diff_b"}[kind]
-        tensors[f"{PEFT_PREFIX}{module}.{suffix}"] = delta.contiguous()
+        if kind == "weight" and module in pairs:
+            pair = pairs.pop(module)
+            delta = delta + lora.alpha / lora.rank * (pair["B"] @ pair["A"])
+        if delta.any():
+            suffix = {"weight": "diff", "bias": "diff_b"}[kind]
+            tensors[f"{PEFT_PREFIX}{module}.{suffix}"] = delta.contiguous()
+    for module, pair in pairs.items():
+        tensors[f"{PEFT_PREFIX}{module}.lora_A.weight"] = pair["A"].contiguous()
+        tensors[f"{PEFT_PREFIX}{module}.lora_B.weight"] = pair["B"].contiguous()
+        if lora.alpha != lora.rank:
+            tensors[f"{PEFT_PREFIX}{module}.alpha"] = torch.tensor(float(lora.alpha))
     return tensors
 
 

@@ -80,7 +80,10 @@ class Trainer:
         self.config = config
         self.info, self.clips = check_inputs(config, resume=resume)
         self.resume = resume
-        self.accelerator = accelerator or Accelerator(mixed_precision=_MIXED_PRECISION[config.dtype])
+        # Without a GPU accelerate forms a process group (gloo) only when told the run is on the CPU.
+        self.accelerator = accelerator or Accelerator(
+            mixed_precision=_MIXED_PRECISION[config.dtype], cpu=not torch.cuda.is_available()
+        )
         self.device = self.accelerator.device
         self.rank = self.accelerator.process_index
         self.model = self._load_model()
