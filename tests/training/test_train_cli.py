@@ -55,8 +55,10 @@ def test_trained_lora_loads_in_generate_and_changes_the_video(
 
     def generate(name, *extra):
         out = tmp_path / name
-        code, _, err = run_cli(["generate", "-p", portrait_png, "-a", speech_wav, "-m", tiny_model, "-o", out,
-                                "--resolution", "32x32", "--steps", "2", "--device", "cpu", *extra])  # fmt: skip
+        arguments = ["generate", "-p", portrait_png, "-a", speech_wav, "-m", tiny_model, "-o", out]
+        code, _, err = run_cli(
+            [*arguments, "--resolution", "32x32", "--steps", "2", "--device", "cpu", *extra]
+        )
         assert code == 0, err
         return np.stack(list(iter_frames(out)))
 
