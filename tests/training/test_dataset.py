@@ -65,3 +65,29 @@ def test_rerun_skips_done_videos(built_dataset, tiny_model, talking_video, facel
     )
     assert report.skipped_videos == 2 and report.new_clips == 0 and report.clips == 3
     assert (out / "manifest.jsonl").read_text() == before
+
+
+def test_cli_reports_dropped_clips_in_json(run_cli, tiny_model, faceless_video, tmp_path):
+    arguments = ["dataset", "build", faceless_video, "-o", tmp_path / "d", "-m", tiny_model]
+    code, out, err = run_cli([*arguments, "--clip-frames", CLIP_FRAMES, "--json"])
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["status"] == "ok" and result["clips"] == 0
+    assert result["dropped"] == [
+        {"video": str(faceless_video), "start_frame": 0, "frames": 30, "reason": "no face"}
+    ]
+
+
+def test_cli_refuses_a_missing_video_before_loading_models(run_cli, tiny_model, tmp_path):
+    code, out, err = run_cli(
+        ["dataset", "build", tmp_path / "nope.mp4", "-o", tmp_path / "d", "-m", tiny_model]
+    )
+    assert code == 2
+    assert err.strip().splitlines() == [f"error: {tmp_path / 'nope.mp4'}: video file not found"]
+    assert not (tmp_path / "d").exists()
+
+
+def test_bad_clip_length_is_refused(run_cli, tiny_model, talking_video, tmp_path):
+    code, _, err = run_cli(["dataset", "build", talking_video, "-o", tmp_path / "d", "-m", tiny_model,
+                            "--clip-frames", "10"])  # fmt: skip
+    assert code == 2 and "--clip-frames 10: must be 1 + 4k and at least 5" in err
