@@ -29,11 +29,12 @@ def _one_error_line(stderr: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def trained(built_dataset, tiny_model, tmp_path_factory):
+def trained(built_dataset, tiny_model, tmp_path_factory, portrait_png, speech_wav):
     from skyaudio_cli.cli.app import main
 
     folder = tmp_path_factory.mktemp("cli-train")
-    config = write_config(folder, built_dataset[0], tiny_model, stages=STAGES, extra=EXTRA)
+    validation = f'[validation]\nevery = 3\nportrait = "{portrait_png}"\naudio = "{speech_wav}"\nsteps = 2\n'
+    config = write_config(folder, built_dataset[0], tiny_model, stages=STAGES, extra=EXTRA + validation)
     with pytest.raises(SystemExit) as done:
         main(["train", str(config), "--json"])
     assert done.value.code == 0
@@ -68,6 +69,21 @@ def test_trained_lora_loads_in_generate_and_changes_the_video(
     assert np.abs(plain.astype(int) - tuned.astype(int)).mean() > 0.5
 
 
+def test_validation_videos_are_written_every_n_steps(trained, speech_wav):
+    from skyaudio_cli.media.audio import load_audio
+    from skyaudio_cli.media.video import probe_video
+
+    assert sorted(p.name for p in trained.glob("validation-*")) == [
+        "validation-0000003.mp4",
+        "validation-0000006.mp4",
+    ]
+    info = probe_video(trained / "validation-0000006.mp4")
+    # the tiny family's 128x128, as long as the speech (ceil of its duration x 25 fps)
+    assert (info.width, info.height, info.fps) == (128, 128, 25)
+    assert info.num_frames == -(-len(load_audio(speech_wav)) * 25 // 16000)
+    assert info.has_audio
+
+
 def _empty_manifest(data: Path) -> None:
     (data / "manifest.jsonl").write_text("")
 
@@ -80,6 +96,10 @@ BAD = {
     "empty dataset": (_empty_manifest, "", STAGES, "the dataset is empty"),
     "missing manifest": (_no_manifest, "", STAGES, "no dataset here (manifest.jsonl missing)"),
     "unknown key": (None, "learning_rate = 1\n", STAGES, "unknown key 'learning_rate'"),
+    "missing validation portrait": (
+        None, '[validation]\nevery = 1\nportrait = "none.png"\naudio = "none.wav"\n', STAGES,
+        "validation.portrait",
+    ),
     "too many frames": (
         None, "", [{"name": "long", "steps": 1, "lr": 1e-3, "frames": CLIP_FRAMES + 4}],
         f"stages[0] (long) asks for {CLIP_FRAMES + 4} frames; the clips in",

@@ -12,6 +12,7 @@ Layout (README "Fine-tuning" documents every key)::
     [lora]      rank, alpha, targets = ["self_attn", "cross_attn", "ffn", "audio_attn", "audio_proj"]
     [loss]      face, lip, mask_choices = [[probability, face, lip], ...]
     [dropout]   text, audio, image
+    [validation] every, portrait, audio, steps = 4, prompt (optional): a video every N steps
     [[stages]]  name, steps, lr, frames, warmup_steps,
                 conditioning = "image"|"video"|"masked" (or a list), train = "audio"|"lora" (or both)
 """
@@ -36,7 +37,7 @@ TRAINABLE = ("lora", "audio")
 DTYPES = ("bf16", "fp16", "fp32")
 _TOP_KEYS = {
     "model", "data", "output", "seed", "checkpoint_every", "log_every", "dtype", "gradient_checkpointing",
-    "max_grad_norm", "lora", "loss", "dropout", "stages",
+    "max_grad_norm", "lora", "loss", "dropout", "validation", "stages",
 }  # fmt: skip
 
 
@@ -62,6 +63,15 @@ class DropoutConfig:
     text: float = 0.1
     audio: float = 0.1
     image: float = 0.05
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    every: int
+    portrait: Path
+    audio: Path
+    steps: int = 4
+    prompt: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,7 @@ class TrainConfig:
     lora: LoraConfig = field(default_factory=LoraConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     dropout: DropoutConfig = field(default_factory=DropoutConfig)
+    validation: ValidationConfig | None = None
 
     @property
     def total_steps(self) -> int:
@@ -144,6 +155,7 @@ def load_config(path: Path) -> TrainConfig:
         lora=reader.lora(top.get("lora", {})),
         loss=reader.loss(top.get("loss", {})),
         dropout=reader.dropout(top.get("dropout", {})),
+        validation=reader.validation(top["validation"], base) if "validation" in top else None,
     )
 
 
@@ -239,6 +251,27 @@ class _Reader:
                 )
                 for key in ("text", "audio", "image")
             }
+        )
+
+    def validation(self, raw: Any, base: Path) -> ValidationConfig:
+        raw = self.section(raw, "validation", {"every", "portrait", "audio", "steps", "prompt"})
+        for key in ("every", "portrait", "audio"):
+            if key not in raw:
+                raise self.fail(f"missing key '{key}' in [validation]")
+        files = {}
+        for key in ("portrait", "audio"):
+            files[key] = base / self.string(raw, key, "validation.")
+            if not files[key].is_file():
+                raise self.fail(f"validation.{key} {files[key]}: file not found")
+        prompt = raw.get("prompt")
+        if prompt is not None and not isinstance(prompt, str):
+            raise self.fail("'validation.prompt' must be a string")
+        return ValidationConfig(
+            every=self.integer(raw["every"], "validation.every", minimum=1),
+            portrait=files["portrait"],
+            audio=files["audio"],
+            steps=self.integer(raw.get("steps", 4), "validation.steps", minimum=1),
+            prompt=prompt,
         )
 
     def stage(self, raw: Any, index: int) -> Stage:

@@ -101,6 +101,12 @@ class Trainer:
         self.null_text = state.read_tensors(config.data / NULL_TEXT)["text"]
         self.generator = torch.Generator("cpu").manual_seed(config.seed + self.rank)
         self._cache: dict[str, dict[str, torch.Tensor]] = {}
+        self.validator = None
+        if config.validation is not None and self.accelerator.is_main_process:
+            from skyaudio_cli.training.validation import Validator
+
+            self.validator = Validator(config.validation, config.model, self.info["resolution"], self.device,
+                                       _DTYPES[config.dtype])  # fmt: skip
 
     def _load_model(self):
         from skyaudio_cli.model.checkpoint import load_transformer
@@ -253,6 +259,10 @@ class Trainer:
             next_stage_differs = step + 1 == config.total_steps or config.stage_at(step + 1)[0] != index
             if (step + 1) % config.checkpoint_every == 0 or next_stage_differs:
                 self._save(step + 1, index, optimizer, scheduler)
+            if config.validation is not None and (step + 1) % config.validation.every == 0:
+                if self.validator is not None:
+                    self.validator.render(acc.unwrap_model(model), output, step + 1)
+                acc.wait_for_everyone()
         lora = output / FINAL_LORA
         if acc.is_main_process:
             adapters.save_adapter(lora, self._adapter())
