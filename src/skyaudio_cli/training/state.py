@@ -37,6 +37,12 @@ def rng_file(folder: Path, rank: int) -> Path:
     return folder / f"rng-rank{rank}.safetensors"
 
 
+def remove_partials(output: Path) -> None:
+    """Delete checkpoint folders a killed run left half-assembled (never picked up by --resume)."""
+    for folder in output.glob(f".{PREFIX}*.partial"):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def latest_checkpoint(output: Path) -> Path | None:
     found = sorted(p for p in output.glob(f"{PREFIX}*") if p.is_dir() and (p / STATE).is_file())
     return found[-1] if found else None

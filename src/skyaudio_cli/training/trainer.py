@@ -218,6 +218,7 @@ class Trainer:
         output = config.output
         if acc.is_main_process:
             output.mkdir(parents=True, exist_ok=True)
+            state.remove_partials(output)
         acc.wait_for_everyone()
         start, restored = 0, None
         if self.resume:
