@@ -19,6 +19,7 @@ from skyaudio_cli import __version__, console
 from skyaudio_cli.batch.signals import Stopped, stop_signals_raise
 from skyaudio_cli.cli.batch import batch
 from skyaudio_cli.cli.doctor import doctor
+from skyaudio_cli.cli.training_commands import dataset_app, train
 from skyaudio_cli.cli.video_commands import edit_lipsync, extend, generate
 from skyaudio_cli.cli.weights import app as weights_app
 from skyaudio_cli.errors import EXIT_CODES, EXIT_INTERRUPTED, EXIT_USAGE, SkyaudioError
@@ -60,6 +61,8 @@ app.command("edit-lipsync", no_args_is_help=True)(edit_lipsync)
 app.command(no_args_is_help=True)(extend)
 app.command(no_args_is_help=True)(batch)
 app.command()(doctor)
+app.command(no_args_is_help=True)(train)
+app.add_typer(dataset_app, name="dataset", help="Build fine-tuning datasets from talking videos.")
 app.add_typer(weights_app, name="weights", help="List, download, verify and locate model weights.")
 
 

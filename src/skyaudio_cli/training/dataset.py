@@ -1,0 +1,333 @@
+"""`skyaudio dataset build`: talking videos -> cached training triplets (video latents, audio, text).
+
+Per video: frames at the family's 25 fps; scene cuts from the frame-difference test edit-lipsync
+uses (face/tracking.py); the faces the same Haar detector and tracker find. A clip is a stretch of
+`clip_frames` frames inside one shot where exactly one face is tracked on every frame and the audio
+is not silent; what is left out is reported with its reason. Each clip's tensors go to
+`clips/<id>.safetensors` (written to a temporary name, then renamed) and one line to
+`manifest.jsonl`; a video is listed in `videos.jsonl` once all its clips are written, which is what
+a rerun skips (resume). Every tensor is computed by the same encoders, at the same loudness, with
+the same feature stream and audio windows as inference (`generate`).
+"""
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from skyaudio_cli.conditioning.audio_features import SAMPLE_RATE, load_audio_encoder
+from skyaudio_cli.conditioning.audio_windows import frame_windows
+from skyaudio_cli.conditioning.image_encoder import ImageEncoder
+from skyaudio_cli.conditioning.text import TextEncoder
+from skyaudio_cli.conditioning.vae import VideoVAE
+from skyaudio_cli.errors import InputError, NotAvailableError
+from skyaudio_cli.face.detector import FaceDetector
+from skyaudio_cli.face.mask import latent_mask, lower_face_mask
+from skyaudio_cli.face.tracking import is_scene_cut, thumbnail, track_faces
+from skyaudio_cli.media.atomic import atomic_write_path
+from skyaudio_cli.media.audio import is_silent, load_audio, normalize_loudness
+from skyaudio_cli.media.image import resize_center_crop
+from skyaudio_cli.media.video import iter_frames, probe_video
+from skyaudio_cli.pipeline.audio_stream import feature_stream
+from skyaudio_cli.pipeline.buckets import pick_size
+from skyaudio_cli.pipeline.conditioning import frames_to_tensor, reference_video
+from skyaudio_cli.pipeline.family import FamilyDefaults, family_defaults
+from skyaudio_cli.pipeline.talking_video import AUDIO_RADIUS
+from skyaudio_cli.pipeline.windows import mirrored_index
+from skyaudio_cli.training.masks import face_mask, latent_coverage, lip_mask
+
+MANIFEST = "manifest.jsonl"
+VIDEOS = "videos.jsonl"
+DATASET_INFO = "dataset.json"
+NULL_TEXT = "null_text.safetensors"
+CLIPS = "clips"
+CAPTION_SIDECARS = (".txt", ".json")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    model: str
+    clip_frames: int
+    resolution: str | None = None
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class Dropped:
+    video: str
+    start_frame: int
+    frames: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    clips: int  # in the manifest, from this run and earlier ones
+    new_clips: int
+    skipped_videos: int  # done by an earlier run
+    dropped: tuple[Dropped, ...]
+
+
+class Encoders:
+    """The family's conditioning encoders (no DiT), loaded as `TalkingVideoPipeline` loads them."""
+
+    def __init__(self, model: str, device: str) -> None:
+        from skyaudio_cli.weights import resolve_model
+
+        resolved = resolve_model(model)
+        self.defaults: FamilyDefaults = family_defaults(resolved.family)
+        if self.defaults.architecture != "a2v":
+            raise NotAvailableError(
+                f"--model {model}: training data for HuMo families is not available yet "
+                "(skyreels-v3-a2v and infinitetalk layouts are)"
+            )
+        parts = resolved.components
+        self.device = torch.device(device)
+        self.vae = VideoVAE.from_pretrained(parts["vae"], device=self.device, dtype=torch.float32)
+        self.text = TextEncoder.from_pretrained(
+            parts["text_encoder"], parts["tokenizer"], device=self.device, dtype=torch.float32
+        )
+        self.image = ImageEncoder.from_pretrained(
+            parts["image_encoder"], device=self.device, dtype=torch.float32
+        )
+        self.audio = load_audio_encoder(
+            parts["audio_encoder"], resolved.audio_encoder, device=self.device, dtype=torch.float32
+        )
+
+
+def caption_for(video: Path, default: str) -> str:
+    """The sidecar `video.txt` (its text) or `video.json` (its "caption" or "prompt"), else `default`."""
+    text_file, json_file = (video.with_suffix(suffix) for suffix in CAPTION_SIDECARS)
+    if text_file.is_file():
+        caption = text_file.read_text(encoding="utf-8").strip()
+        if caption:
+            return caption
+    if json_file.is_file():
+        try:
+            data = json.loads(json_file.read_text(encoding="utf-8"))
+        except ValueError as error:
+            raise InputError(f"{json_file}: not valid JSON ({error})") from error
+        caption = data.get("caption") or data.get("prompt") if isinstance(data, dict) else None
+        if not isinstance(caption, str) or not caption.strip():
+            raise InputError(f'{json_file}: expected {{"caption": "..."}}')
+        return caption.strip()
+    return default
+
+
+def single_face_stretches(frames: Sequence[np.ndarray], detector: FaceDetector | None = None):
+    """-> (faces, stretches, rejected): the tracked box per frame, [start, stop) runs of frames in
+    one shot with exactly one face, and (start, stop, reason) for the runs without."""
+    detector = detector or FaceDetector()
+    detections, cuts, previous = [], [], None
+    for frame in frames:
+        detections.append(detector.detect(frame))
+        current = thumbnail(frame)
+        cuts.append(is_scene_cut(previous, current))
+        previous = current
+    faces = track_faces(detections, cuts=cuts)
+    status = []
+    for candidates, face in zip(detections, faces, strict=True):
+        status.append("ok" if face is not None and len(candidates) <= 1 else
+                      "no face" if face is None else "several faces")  # fmt: skip
+    stretches, rejected, start = [], [], 0
+    for i in range(1, len(frames) + 1):
+        if i == len(frames) or cuts[i] or status[i] != status[start]:
+            (
+                stretches.append((start, i))
+                if status[start] == "ok"
+                else rejected.append((start, i, status[start]))
+            )
+            start = i
+    return faces, stretches, rejected
+
+
+def build_dataset(
+    videos: Sequence[Path],
+    out_dir: Path,
+    options: BuildOptions,
+    *,
+    encoders: Encoders | None = None,
+    on_video: Callable[[int, int, Path], None] | None = None,
+) -> BuildReport:
+    """Build (or continue building) the dataset in `out_dir` from `videos`."""
+    for video in videos:
+        if not video.is_file():
+            raise InputError(f"{video}: video file not found")
+    if (options.clip_frames - 1) % 4 or options.clip_frames < 5:
+        raise InputError(f"--clip-frames {options.clip_frames}: must be 1 + 4k and at least 5")
+    encoders = encoders or Encoders(options.model, options.device)
+    d = encoders.defaults
+    info = {
+        "family": d.family, "fps": d.fps, "clip_frames": options.clip_frames,
+        "motion_frames": d.motion_frames, "resolution": options.resolution or d.resolution, "shift": d.shift,
+    }  # fmt: skip
+    _check_or_write_info(out_dir, info)
+    done = _read_jsonl(out_dir / VIDEOS)
+    done_paths = {entry["video"] for entry in done}
+    null_text = out_dir / NULL_TEXT
+    if not null_text.is_file():
+        with atomic_write_path(null_text) as partial:
+            save_file({"text": encoders.text.encode([d.negative_prompt])[0].contiguous()}, str(partial))
+    dropped: list[Dropped] = [Dropped(**item) for entry in done for item in entry["dropped"]]
+    new_clips, skipped = 0, 0
+    for index, video in enumerate(videos):
+        if on_video is not None:
+            on_video(index, len(videos), video)
+        key = str(video.resolve())
+        if key in done_paths:
+            skipped += 1
+            continue
+        clips, rejected = _build_video(video, out_dir, options, encoders)
+        for clip in clips:
+            _append_jsonl(out_dir / MANIFEST, clip)
+        _append_jsonl(
+            out_dir / VIDEOS, {"video": key, "clips": len(clips), "dropped": [asdict(r) for r in rejected]}
+        )
+        done_paths.add(key)
+        new_clips += len(clips)
+        dropped.extend(rejected)
+    if on_video is not None:
+        on_video(len(videos), len(videos), Path())
+    total = len(_read_jsonl(out_dir / MANIFEST))
+    return BuildReport(clips=total, new_clips=new_clips, skipped_videos=skipped, dropped=tuple(dropped))
+
+
+def _build_video(video: Path, out_dir: Path, options: BuildOptions, enc: Encoders):
+    d = enc.defaults
+    name = str(video)
+    probe = probe_video(video)
+    if not probe.has_audio:
+        return [], [Dropped(name, 0, probe.num_frames, "no audio track")]
+    frames = list(iter_frames(video, fps=d.fps))
+    speech = load_audio(video, SAMPLE_RATE)
+    if d.loudness_lufs is not None:
+        speech = normalize_loudness(speech, SAMPLE_RATE, target_lufs=d.loudness_lufs)
+    faces, stretches, rejected = single_face_stretches(frames)
+    dropped = [Dropped(name, start, stop - start, reason) for start, stop, reason in rejected]
+    width, height = pick_size(options.resolution or d.resolution, probe.width, probe.height, d.size_buckets)
+    audio = feature_stream(enc.audio, speech, d.fps, d.audio_frames)
+    caption = caption_for(video, d.prompt)
+    text = enc.text.encode([caption])[0]
+    video_id = f"{video.stem}-{hashlib.sha256(str(video.resolve()).encode()).hexdigest()[:8]}"
+    n = options.clip_frames
+    clips = []
+    for start, stop in stretches:
+        for clip_start in range(start, stop - n + 1, n):
+            samples = speech[
+                round(clip_start / d.fps * SAMPLE_RATE) : round((clip_start + n) / d.fps * SAMPLE_RATE)
+            ]
+            if samples.size == 0 or is_silent(samples):
+                dropped.append(Dropped(name, clip_start, n, "silent audio"))
+                continue
+            clip_id = f"{video_id}-{clip_start:06d}"
+            tensors = _clip_tensors(frames[clip_start : clip_start + n], faces[clip_start : clip_start + n],
+                                    audio, clip_start, width, height, enc)  # fmt: skip
+            tensors["text"] = text
+            path = out_dir / CLIPS / f"{clip_id}.safetensors"
+            with atomic_write_path(path) as partial:
+                save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, str(partial))
+            latents = tensors["latents"]
+            clips.append({"id": clip_id, "file": f"{CLIPS}/{clip_id}.safetensors", "video": name,
+                          "start_frame": clip_start, "frames": n, "latent_frames": latents.shape[1],
+                          "width": width, "height": height, "caption": caption})  # fmt: skip
+        tail = (stop - start) % n
+        if tail:
+            dropped.append(Dropped(name, stop - tail, tail, f"shorter than {n} frames"))
+    return clips, dropped
+
+
+@torch.no_grad()
+def _clip_tensors(
+    frames, faces, audio, start: int, width: int, height: int, enc: Encoders
+) -> dict[str, torch.Tensor]:
+    d = enc.defaults
+    n = len(frames)
+    fitted = np.stack([np.asarray(resize_center_crop(Image.fromarray(f), width, height)) for f in frames])
+    pixels = frames_to_tensor(fitted, width, height).to(enc.device)  # [n, 3, H, W]
+    video = pixels.permute(1, 0, 2, 3)[None]
+    latents = enc.vae.encode(video)[0]
+    cond_image = enc.vae.encode(reference_video(video[:, :, :1], n))[0]
+    motion = video.clone()
+    motion[:, :, d.motion_frames :] = 0.0  # mid-grey, as the pipeline leaves unknown frames
+    cond_video = enc.vae.encode(motion)[0]
+    source_h, source_w = frames[0].shape[:2]
+
+    def fitted_masks(draw) -> np.ndarray:
+        return np.stack([
+            np.asarray(resize_center_crop(Image.fromarray(draw(face, source_w, source_h)), width, height))
+            for face in faces
+        ])  # fmt: skip
+
+    face = fitted_masks(face_mask)
+    lip = fitted_masks(lip_mask)
+    lower = fitted_masks(lambda box, w, h: lower_face_mask(box, w, h).astype(np.float32) / 255.0)
+    # Audio: every frame's window of AUDIO_RADIUS frames either side, indices clamped at the start
+    # and mirrored past the end as the pipeline reads them.
+    indices = [
+        mirrored_index(max(i, 0), audio.num_frames)
+        for i in range(start - AUDIO_RADIUS, start + n + AUDIO_RADIUS)
+    ]
+    rows = audio.rows(indices)
+    windows = frame_windows(rows, AUDIO_RADIUS, start=AUDIO_RADIUS, stop=AUDIO_RADIUS + n)
+    return {
+        "latents": latents,
+        "cond_image": cond_image,
+        "cond_video": cond_video,
+        "image_tokens": enc.image.encode(pixels[:1])[0],
+        "audio": windows,
+        "face": torch.from_numpy(latent_coverage(face)),
+        "lip": torch.from_numpy(latent_coverage(lip)),
+        "edit": torch.from_numpy(latent_mask((lower * 255).astype(np.uint8))),
+    }
+
+
+def _check_or_write_info(out_dir: Path, info: dict) -> None:
+    path = out_dir / DATASET_INFO
+    if path.is_file():
+        stored = json.loads(path.read_text())
+        if stored != info:
+            changed = next(key for key in info if stored.get(key) != info[key])
+            raise InputError(
+                f"{out_dir}: holds a dataset built with {changed}={stored.get(changed)!r}, not "
+                f"{info[changed]!r}; use another -o folder"
+            )
+        return
+    with atomic_write_path(path) as partial:
+        partial.write_text(json.dumps(info, indent=2) + "\n")
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _append_jsonl(path: Path, entry: dict) -> None:
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(entry, sort_keys=True) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_manifest(data_dir: Path) -> tuple[dict, list[dict]]:
+    """(dataset.json, manifest entries) of a built dataset; InputError when missing or empty."""
+    manifest = data_dir / MANIFEST
+    if not (data_dir / DATASET_INFO).is_file() or not manifest.is_file():
+        raise InputError(
+            f"{data_dir}: no dataset here ({MANIFEST} missing); run `skyaudio dataset build` first"
+        )
+    try:
+        entries = _read_jsonl(manifest)
+        info = json.loads((data_dir / DATASET_INFO).read_text())
+    except ValueError as error:
+        raise InputError(f"{manifest}: corrupt manifest ({error})") from error
+    if not entries:
+        raise InputError(f"{manifest}: the dataset is empty (every clip was dropped; see videos.jsonl)")
+    return info, entries

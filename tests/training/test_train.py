@@ -1,0 +1,165 @@
+"""`skyaudio train`: the weighted loss, the staged overfit, exact resume, bad input, the LoRA in generate."""
+
+import dataclasses
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from .conftest import CLIP_FRAMES
+
+
+def write_config(folder, data, model, *, stages, extra="", checkpoint_every=100):
+    text = f'model = "{model}"\ndata = "{data}"\noutput = "{folder / "run"}"\nseed = 3\ndtype = "fp32"\n'
+    text += f"gradient_checkpointing = false\ncheckpoint_every = {checkpoint_every}\n" + extra + "\n"
+    for stage in stages:
+        text += "[[stages]]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in stage.items())
+    path = folder / "train.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def one_clip(built_dataset, tmp_path_factory):
+    """The dataset cut down to its first clip."""
+    source, _ = built_dataset
+    data = tmp_path_factory.mktemp("one") / "data"
+    shutil.copytree(source, data)
+    first = (data / "manifest.jsonl").read_text().splitlines()[0]
+    (data / "manifest.jsonl").write_text(first + "\n")
+    return data
+
+
+def test_weighted_flow_loss_is_the_formula():
+    from skyaudio_cli.training.loss import weight_map, weighted_flow_loss
+
+    prediction = torch.arange(3 * 2 * 2 * 2, dtype=torch.float32).reshape(1, 3, 2, 2, 2) / 10
+    target = torch.ones_like(prediction)
+    face = torch.tensor([[[[1.0, 0.5], [0.0, 0.0]], [[0.0, 0.0], [1.0, 0.0]]]])
+    lip = torch.tensor([[[[0.0, 0.5], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.25]]]])
+    total, count = 0.0, 0
+    for c in range(3):
+        for f in range(2):
+            for y in range(2):
+                for x in range(2):
+                    w = 1 + 2.0 * face[0, f, y, x].item() + 3.0 * lip[0, f, y, x].item()
+                    total += w * (prediction[0, c, f, y, x].item() - 1.0) ** 2
+                    count += 1
+    loss = weighted_flow_loss(prediction, target, weight_map(face, lip, 2.0, 3.0))
+    assert loss.item() == pytest.approx(total / count, rel=1e-6)
+
+
+def test_training_sigmas_follow_the_sampler_shift():
+    from skyaudio_cli.sampling.flow_euler import shifted_timesteps
+    from skyaudio_cli.training.loss import shifted_sigma
+
+    u = torch.linspace(1.0, 1.0 / 1000, 5, dtype=torch.float64)
+    assert torch.allclose(shifted_sigma(u, 5.0) * 1000, shifted_timesteps(5, 5.0)[:-1])
+
+
+def test_mask_weights_are_drawn_with_the_given_probabilities():
+    from skyaudio_cli.training.loss import pick_mask_weights
+
+    generator = torch.Generator().manual_seed(0)
+    choices = ((0.4, 1.0, 1.0), (0.1, 1.0, 0.0), (0.5, 0.0, 1.0))
+    draws = [pick_mask_weights(choices, (9.0, 9.0), generator) for _ in range(4000)]
+    assert draws.count((1.0, 1.0)) / 4000 == pytest.approx(0.4, abs=0.03)
+    assert draws.count((1.0, 0.0)) / 4000 == pytest.approx(0.1, abs=0.02)
+    assert draws.count((0.0, 1.0)) / 4000 == pytest.approx(0.5, abs=0.03)
+    assert pick_mask_weights((), (9.0, 2.0), generator) == (9.0, 2.0)
+
+
+STAGES = [
+    {"name": "audio", "steps": 30, "lr": 1e-3, "frames": 5, "train": "audio"},
+    {"name": "lora", "steps": 30, "lr": 3e-2, "frames": CLIP_FRAMES, "train": "lora",
+     "conditioning": ["image", "video", "masked"]},
+]  # fmt: skip
+
+
+def test_overfit_lowers_the_loss_in_every_stage_and_switches_stages(tmp_path, one_clip, tiny_model):
+    from skyaudio_cli.training.config import load_config
+    from skyaudio_cli.training.trainer import Trainer
+
+    config = load_config(
+        write_config(tmp_path, one_clip, tiny_model, stages=STAGES, extra="[lora]\nrank = 8\nalpha = 16\n")
+    )
+    trainer = Trainer(config)
+    saved = trainer.generator.get_state()
+    # One held-out draw per stage, image-conditioned (a masked draw would score only the mouth).
+    fixed = [trainer.batch(dataclasses.replace(stage, conditioning=("image",))) for stage in config.stages]
+    trainer.generator.set_state(saved)
+    lora = dict(trainer.groups["lora"])
+    audio = dict(trainer.groups["audio"])
+
+    def held_loss(index):
+        with torch.no_grad():
+            return trainer.loss(trainer.model, fixed[index]).item()
+
+    snapshots = {}
+    before = {0: held_loss(0)}
+
+    def on_step(step, total, record):
+        if step == 30:
+            snapshots["after_audio"] = ({n: p.detach().clone() for n, p in lora.items()},
+                                        {n: p.detach().clone() for n, p in audio.items()})  # fmt: skip
+            before["audio_after"] = held_loss(0)
+            before[1] = held_loss(1)
+
+    trainer.run(on_step)
+    after_lora = held_loss(1)
+    assert before["audio_after"] < 0.95 * before[0]
+    assert after_lora < 0.95 * before[1]
+    lora_after_audio, audio_after_audio = snapshots["after_audio"]
+    # Stage 1 trained the audio layers only (LoRA B stays at its zero init), stage 2 the LoRA only.
+    assert all(not p.any() for n, p in lora_after_audio.items() if "lora_B" in n)
+    assert all(torch.equal(audio[n], v) for n, v in audio_after_audio.items())
+    assert any(p.any() for n, p in lora.items() if "lora_B" in n)
+    records = [json.loads(line) for line in (config.output / "loss.jsonl").read_text().splitlines()]
+    assert [r["stage"] for r in records] == ["audio"] * 30 + ["lora"] * 30
+    assert {r["conditioning"] for r in records[:30]} == {"image"}
+    assert {r["conditioning"] for r in records[30:]} == {"image", "video", "masked"}
+    assert (config.output / "lora.safetensors").is_file()
+
+
+def test_resume_gives_the_same_losses(tmp_path, one_clip, tiny_model):
+    from skyaudio_cli.training.config import load_config
+    from skyaudio_cli.training.trainer import Trainer
+
+    stages = [
+        {"name": "a", "steps": 5, "lr": 1e-3, "frames": 5, "train": ["audio", "lora"]},
+        {"name": "b", "steps": 5, "lr": 1e-3, "frames": CLIP_FRAMES, "conditioning": ["image", "video"]},
+    ]
+    extra = "[lora]\nrank = 2\n[loss]\nmask_choices = [[0.4, 1, 1], [0.1, 1, 0], [0.5, 0, 1]]\n"
+    whole_dir, parts_dir = tmp_path / "whole", tmp_path / "parts"
+    whole_dir.mkdir(), parts_dir.mkdir()
+    whole = load_config(write_config(whole_dir, one_clip, tiny_model, stages=stages, extra=extra))
+    Trainer(whole).run()
+    parts = load_config(
+        write_config(parts_dir, one_clip, tiny_model, stages=stages, extra=extra, checkpoint_every=3)
+    )
+
+    def stop_at_8(step, total, record):
+        if step == 8:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(parts).run(stop_at_8)
+    assert sorted(p.name for p in parts.output.glob("checkpoint-*")) == [
+        "checkpoint-0000003", "checkpoint-0000005", "checkpoint-0000006"
+    ]  # fmt: skip
+    stale = parts.output / ".checkpoint-0000009.partial"  # as a run killed while saving leaves it
+    stale.mkdir()
+    result = Trainer(parts, resume=True).run()
+    assert not stale.exists()
+    assert result.resumed_from == 6
+
+    def losses(config):
+        return [json.loads(line)["loss"] for line in (config.output / "loss.jsonl").read_text().splitlines()]
+
+    assert len(losses(whole)) == 10
+    assert losses(parts) == losses(whole)
+    resumed, uninterrupted = (load_file(str(c.output / "lora.safetensors")) for c in (parts, whole))
+    assert resumed.keys() == uninterrupted.keys()
+    assert all(torch.equal(resumed[key], uninterrupted[key]) for key in resumed)

@@ -1,0 +1,158 @@
+"""`skyaudio train` from the command line: bad input refused with one line, exit 2 and no checkpoint;
+a 2-process (gloo) run through torchrun; the trained LoRA loads with `generate --lora` and changes it."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from .conftest import CLIP_FRAMES
+from .test_train import write_config
+
+STAGES = [
+    {"name": "audio", "steps": 3, "lr": 1e-2, "frames": 5, "train": "audio"},
+    {"name": "lora", "steps": 3, "lr": 1e-2, "frames": CLIP_FRAMES, "train": "lora"},
+]
+EXTRA = '[lora]\nrank = 4\nalpha = 8\ntargets = ["self_attn", "audio_attn"]\n'
+
+
+def _one_error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(built_dataset, tiny_model, tmp_path_factory, portrait_png, speech_wav):
+    from skyaudio_cli.cli.app import main
+
+    folder = tmp_path_factory.mktemp("cli-train")
+    validation = f'[validation]\nevery = 3\nportrait = "{portrait_png}"\naudio = "{speech_wav}"\nsteps = 2\n'
+    config = write_config(folder, built_dataset[0], tiny_model, stages=STAGES, extra=EXTRA + validation)
+    with pytest.raises(SystemExit) as done:
+        main(["train", str(config), "--json"])
+    assert done.value.code == 0
+    return folder / "run"
+
+
+def test_the_lora_file_is_in_the_format_lora_loads(trained):
+    tensors = load_file(str(trained / "lora.safetensors"))
+    assert "transformer.blocks.0.attn1.to_q.lora_A.weight" in tensors
+    assert tensors["transformer.blocks.0.attn1.to_q.alpha"].item() == 8.0
+    # the audio stage trained the audio layers in full: full deltas against the released weights
+    assert any(key.endswith(".diff") and "audio_cross_attn" in key for key in tensors)
+
+
+def test_trained_lora_loads_in_generate_and_changes_the_video(
+    trained, run_cli, tiny_model, portrait_png, speech_wav, tmp_path
+):
+    from skyaudio_cli.media.video import iter_frames
+
+    def generate(name, *extra):
+        out = tmp_path / name
+        arguments = ["generate", "-p", portrait_png, "-a", speech_wav, "-m", tiny_model, "-o", out]
+        code, _, err = run_cli(
+            [*arguments, "--resolution", "32x32", "--steps", "2", "--device", "cpu", *extra]
+        )
+        assert code == 0, err
+        return np.stack(list(iter_frames(out)))
+
+    plain = generate("plain.mp4")
+    tuned = generate("tuned.mp4", "--lora", trained / "lora.safetensors")
+    assert plain.shape == tuned.shape
+    assert np.abs(plain.astype(int) - tuned.astype(int)).mean() > 0.5
+
+
+def test_validation_videos_are_written_every_n_steps(trained, speech_wav):
+    from skyaudio_cli.media.audio import load_audio
+    from skyaudio_cli.media.video import probe_video
+
+    assert sorted(p.name for p in trained.glob("validation-*")) == [
+        "validation-0000003.mp4",
+        "validation-0000006.mp4",
+    ]
+    info = probe_video(trained / "validation-0000006.mp4")
+    # the tiny family's 128x128, as long as the speech (ceil of its duration x 25 fps)
+    assert (info.width, info.height, info.fps) == (128, 128, 25)
+    assert info.num_frames == -(-len(load_audio(speech_wav)) * 25 // 16000)
+    assert info.has_audio
+
+
+def _empty_manifest(data: Path) -> None:
+    (data / "manifest.jsonl").write_text("")
+
+
+def _no_manifest(data: Path) -> None:
+    (data / "manifest.jsonl").unlink()
+
+
+BAD = {
+    "empty dataset": (_empty_manifest, "", STAGES, "the dataset is empty"),
+    "missing manifest": (_no_manifest, "", STAGES, "no dataset here (manifest.jsonl missing)"),
+    "unknown key": (None, "learning_rate = 1\n", STAGES, "unknown key 'learning_rate'"),
+    "missing validation portrait": (
+        None, '[validation]\nevery = 1\nportrait = "none.png"\naudio = "none.wav"\n', STAGES,
+        "validation.portrait",
+    ),
+    "too many frames": (
+        None, "", [{"name": "long", "steps": 1, "lr": 1e-3, "frames": CLIP_FRAMES + 4}],
+        f"stages[0] (long) asks for {CLIP_FRAMES + 4} frames; the clips in",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_input_is_one_line_exit_2_and_no_checkpoint(case, built_dataset, tiny_model, tmp_path, run_cli):
+    import shutil
+
+    damage, extra, stages, expected = BAD[case]
+    data = tmp_path / "data"
+    shutil.copytree(built_dataset[0], data)
+    if damage is not None:
+        damage(data)
+    config = write_config(tmp_path, data, tiny_model, stages=stages, extra=extra)
+    code, out, err = run_cli(["train", config, "--json"])
+    assert code == 2
+    assert expected in _one_error_line(err)
+    assert json.loads(out) == {
+        "status": "error",
+        "exit_code": 2,
+        "error": _one_error_line(err)[len("error: ") :],
+    }
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_without_checkpoint_is_refused(built_dataset, tiny_model, tmp_path, run_cli):
+    config = write_config(tmp_path, built_dataset[0], tiny_model, stages=STAGES)
+    code, _, err = run_cli(["train", config, "--resume"])
+    assert code == 2 and "holds no checkpoint to resume from" in _one_error_line(err)
+
+
+def test_two_processes_with_gloo_through_torchrun(built_dataset, tiny_model, tmp_path):
+    config = write_config(tmp_path, built_dataset[0], tiny_model, stages=STAGES, extra=EXTRA)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(port),
+         "-m", "skyaudio_cli", "train", str(config), "--json"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(results) == 1 and results[0]["status"] == "ok"  # rank 0 reports
+    records = [json.loads(line) for line in (tmp_path / "run" / "loss.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == list(range(1, 7))
+    state = json.loads((tmp_path / "run" / "checkpoint-0000006" / "state.json").read_text())
+    assert state["processes"] == 2
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoint-0000006").glob("rng-rank*")) == [
+        "rng-rank0.safetensors", "rng-rank1.safetensors"
+    ]  # fmt: skip
