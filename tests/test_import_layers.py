@@ -10,7 +10,7 @@ ROOT = Path(skyaudio_cli.__file__).parent
 # Highest first. A unit may import units of its own or any lower layer.
 LAYERS = (
     {"__main__", "demo", "cli", "batch"},
-    {"jobs", "tiny"},
+    {"jobs", "tiny", "training"},
     {"pipeline"},
     {"face", "conditioning", "model", "sampling", "weights"},
     {"media"},

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from skyaudio_cli.cli import output
+from skyaudio_cli import console
 from skyaudio_cli.cli.options import JsonOpt
 from skyaudio_cli.errors import InputError
 
@@ -27,14 +27,14 @@ def _progress(description: str, unit: str) -> Iterator[Callable[[int, int, str],
 
     from skyaudio_cli.pipeline.run import LOG_PROGRESS_SECONDS
 
-    if not output.stderr.is_terminal:
+    if not console.stderr.is_terminal:
         last = [None]
 
         def line(done: int, total: int, note: str) -> None:
             now = time.monotonic()
             if done in (1, total) or last[0] is None or now - last[0] >= LOG_PROGRESS_SECONDS:
                 last[0] = now
-                output.info(f"{description}: {unit} {done}/{total} {escape(note)}")
+                console.info(f"{description}: {unit} {done}/{total} {escape(note)}")
 
         yield line
         return
@@ -42,7 +42,7 @@ def _progress(description: str, unit: str) -> Iterator[Callable[[int, int, str],
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} " + unit),
         TextColumn("{task.fields[note]}"), TimeElapsedColumn(), TimeRemainingColumn(),
     )  # fmt: skip
-    with Progress(*columns, console=output.stderr) as bar:
+    with Progress(*columns, console=console.stderr) as bar:
         task = bar.add_task(description, total=None, note="")
         yield lambda done, total, note: bar.update(task, completed=done, total=total, note=escape(note))
 
@@ -75,7 +75,9 @@ def dataset_build(
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"-o {out_dir}: is a file, not a folder")
     resolve_model(model)  # unknown model / weights not downloaded: refused before any model code
-    output.quiet_libraries()
+    from skyaudio_cli.pipeline.library_logs import silence_libraries
+
+    silence_libraries()
     from skyaudio_cli.training.dataset import BuildOptions, build_dataset
 
     with _progress("dataset", "videos") as progress:
@@ -86,15 +88,15 @@ def dataset_build(
     dropped = [{"video": d.video, "start_frame": d.start_frame, "frames": d.frames, "reason": d.reason}
                for d in report.dropped]  # fmt: skip
     if json_output:
-        output.emit_json({"status": "ok", "output": str(out_dir), "clips": report.clips,
+        console.emit_json({"status": "ok", "output": str(out_dir), "clips": report.clips,
                           "new_clips": report.new_clips, "skipped_videos": report.skipped_videos,
                           "dropped": dropped})  # fmt: skip
         return
     for d in dropped:
-        output.info(
+        console.info(
             f"dropped {escape(d['video'])} frames {d['start_frame']}+{d['frames']}: {escape(d['reason'])}"
         )
-    output.info(f"[green]dataset[/] {escape(str(out_dir))}: {report.clips} clips ({report.new_clips} new)")
+    console.info(f"[green]dataset[/] {escape(str(out_dir))}: {report.clips} clips ({report.new_clips} new)")
 
 
 def train(
@@ -116,7 +118,9 @@ def train(
     from skyaudio_cli.training.trainer import check_inputs
 
     check_inputs(config, resume=resume)  # a bad dataset or output answers before any model loads
-    output.quiet_libraries()
+    from skyaudio_cli.pipeline.library_logs import silence_libraries
+
+    silence_libraries()
     from skyaudio_cli.training.trainer import Trainer
 
     trainer = Trainer(config, resume=resume)
@@ -131,12 +135,12 @@ def train(
     if not main:
         return
     if json_output:
-        output.emit_json({
+        console.emit_json({
             "status": "ok", "lora": str(result.lora), "log": str(result.log), "steps": result.steps,
             "resumed_from": result.resumed_from, "final_loss": result.final_loss,
         })  # fmt: skip
         return
-    output.info(
+    console.info(
         f"[green]wrote[/] {escape(str(result.lora))} after {result.steps} steps "
         f"(log: {escape(str(result.log))})"
     )
