@@ -22,7 +22,8 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from skyaudio_cli.conditioning.audio_features import SAMPLE_RATE, load_audio_encoder
+from skyaudio_cli.conditioning.audio_encoders import load_audio_encoder
+from skyaudio_cli.conditioning.audio_features import SAMPLE_RATE
 from skyaudio_cli.conditioning.audio_windows import frame_windows
 from skyaudio_cli.conditioning.image_encoder import ImageEncoder
 from skyaudio_cli.conditioning.text import TextEncoder
