@@ -11,6 +11,8 @@ from skyaudio_cli.media.audio import load_audio
 from skyaudio_cli.pipeline.acceleration import FP8_STORAGE, Acceleration
 from skyaudio_cli.pipeline.talking_video import TalkingVideoPipeline
 
+from .synthetic import tone
+
 
 def test_cache_mag_is_refused_before_loading(tmp_path, run_cli, portrait_png, speech_wav):
     args = ["generate", "-p", portrait_png, "-a", speech_wav, "-m", tmp_path / "no-such-model"]
@@ -42,40 +44,34 @@ def test_fp8_and_first_block_cache_run_the_whole_pipeline(tiny_model, portrait_p
     assert frames(fp8).shape == expected.shape
 
 
+def plain_and_cached(pipeline_class, model):
+    """The pipeline without and with the first-block cache at threshold 0, which never skips: the
+    cached output must be the plain one exactly."""
+    plain = pipeline_class.from_pretrained(model, device="cpu", dtype="fp32")
+    cached = pipeline_class.from_pretrained(
+        model, device="cpu", dtype="fp32", acceleration=Acceleration(cache="first-block", cache_threshold=0.0)
+    )
+    return plain, cached
+
+
 @pytest.mark.parametrize("num_frames", [13, 157])  # HuMo: one UniPC window; two fused windows
 def test_first_block_cache_runs_humo_and_fused_windows(humo_model, portrait_image, num_frames):
     from skyaudio_cli.pipeline.humo import HumoPipeline
 
-    audio = (0.2 * np.sin(np.arange(num_frames * 640) / 7.0)).astype(np.float32)
-    plain = HumoPipeline.from_pretrained(humo_model, device="cpu", dtype="fp32")
-    # Threshold 0: the cache never skips, so the output must be the plain one exactly; each fused
-    # window runs in its own cache context.
-    cached = HumoPipeline.from_pretrained(
-        humo_model,
-        device="cpu",
-        dtype="fp32",
-        acceleration=Acceleration(cache="first-block", cache_threshold=0.0),
-    )
+    plain, cached = plain_and_cached(HumoPipeline, humo_model)  # each fused window has its own context
 
     def frames(pipe):
-        return pipe(portrait=portrait_image, audio=audio, resolution="64x64", steps=2).frames
+        return pipe(portrait=portrait_image, audio=tone(num_frames), resolution="64x64", steps=2).frames
 
     np.testing.assert_array_equal(frames(cached), frames(plain))
 
 
 def test_first_block_cache_runs_the_a2v_fusion_mode(tiny_model, portrait_image):
-    audio = (0.2 * np.sin(np.arange(146 * 640) / 7.0)).astype(np.float32)
-    plain = TalkingVideoPipeline.from_pretrained(tiny_model, device="cpu", dtype="fp32")
-    cached = TalkingVideoPipeline.from_pretrained(
-        tiny_model,
-        device="cpu",
-        dtype="fp32",
-        acceleration=Acceleration(cache="first-block", cache_threshold=0.0),
-    )
+    plain, cached = plain_and_cached(TalkingVideoPipeline, tiny_model)
 
     def frames(pipe):
         return pipe(
-            portrait=portrait_image, audio=audio, resolution="32x32", steps=1, long_video_mode="fusion"
+            portrait=portrait_image, audio=tone(146), resolution="32x32", steps=1, long_video_mode="fusion"
         ).frames
 
     np.testing.assert_array_equal(frames(cached), frames(plain))

@@ -28,12 +28,13 @@ from skyaudio_cli.conditioning.audio_features import (
     FrameRounding,
     num_video_frames,
 )
-from skyaudio_cli.conditioning.whisper_encoder import CHUNK_SAMPLES, whisper_grid
+from skyaudio_cli.conditioning.whisper_encoder import CHUNK_SAMPLES, SAMPLES_PER_STEP, whisper_grid
 from skyaudio_cli.errors import InputError
 from skyaudio_cli.media.audio import Wave
 
 CHUNK_FRAMES = 750  # 30 s at 25 fps
 CROSSFADE_FRAMES = 50  # 2 s
+_STEPS_PER_CHUNK = CHUNK_SAMPLES // SAMPLES_PER_STEP  # Whisper's 50 Hz rows per 30 s chunk
 
 
 def feature_stream(
@@ -136,15 +137,14 @@ class WhisperFeatureStream:
         low = position.to(torch.int64).clamp(max=length - 1)
         high = (low + 1).clamp(max=length - 1)
         weight = (position - low.to(torch.float32)).clamp(0, 1)
-        steps_per_chunk = CHUNK_SAMPLES // (SAMPLE_RATE // 50)
-        _forget_before(self._encoded, int(low.min()) // steps_per_chunk)
-        lows, highs = self._rows_50hz(low, steps_per_chunk), self._rows_50hz(high, steps_per_chunk)
+        _forget_before(self._encoded, int(low.min()) // _STEPS_PER_CHUNK)
+        lows, highs = self._rows_50hz(low), self._rows_50hz(high)
         weight = weight.view(-1, *([1] * (lows.ndim - 1)))
         return (1.0 - weight) * lows + weight * highs
 
-    def _rows_50hz(self, steps: torch.Tensor, steps_per_chunk: int) -> torch.Tensor:
+    def _rows_50hz(self, steps: torch.Tensor) -> torch.Tensor:
         return torch.stack(
-            [self._chunk(step // steps_per_chunk)[step % steps_per_chunk] for step in steps.tolist()]
+            [self._chunk(step // _STEPS_PER_CHUNK)[step % _STEPS_PER_CHUNK] for step in steps.tolist()]
         )
 
     def _chunk(self, chunk: int) -> torch.Tensor:
