@@ -1,5 +1,5 @@
-"""Imports only go down the layers (README: Development). A lower layer importing a higher one
-fails here; the two known exceptions are listed with where they live, so they cannot spread."""
+"""Imports only go down the layers (docs/architecture.md). A lower layer importing a higher one fails
+here."""
 
 import ast
 from pathlib import Path
@@ -10,18 +10,12 @@ ROOT = Path(skyaudio_cli.__file__).parent
 # Highest first. A unit may import units of its own or any lower layer.
 LAYERS = (
     {"__main__", "demo", "cli", "batch"},
-    {"jobs", "tiny", "training"},
+    {"tasks", "tiny", "training"},
     {"pipeline"},
     {"face", "conditioning", "model", "sampling", "weights"},
     {"media"},
     {"console", "errors", "__init__"},
 )
-# Known upward imports (the architecture issue moves the job runners and the task registry into a
-# tasks layer); each maps to the only modules allowed to make it.
-KNOWN = {
-    ("batch", "cli"): {"batch/tasks.py"},  # the registry reads the commands' option declarations
-    ("pipeline", "jobs"): {"pipeline/run.py", "pipeline/run_lipsync.py"},  # job runners
-}
 
 
 def layer_of(unit: str) -> int:
@@ -55,6 +49,6 @@ def test_imports_only_go_down():
         relative = path.relative_to(ROOT).as_posix()
         unit = relative.split("/")[0].removesuffix(".py")
         for target in imported_units(path) - {unit, "__version__"}:
-            if layer_of(target) < layer_of(unit) and relative not in KNOWN.get((unit, target), set()):
+            if layer_of(target) < layer_of(unit):
                 upward.append(f"{relative} imports skyaudio_cli.{target}")
     assert upward == []

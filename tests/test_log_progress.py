@@ -4,7 +4,7 @@ import subprocess
 import sys
 from types import SimpleNamespace
 
-from skyaudio_cli.pipeline.run import LogProgress
+from skyaudio_cli.tasks.render import LogProgress
 
 
 def reporter(mode: str, clock_values: list[float]) -> tuple[LogProgress, list[str]]:

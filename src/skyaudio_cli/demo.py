@@ -15,7 +15,7 @@ from pathlib import Path
 
 from skyaudio_cli.cli.app import main as skyaudio
 from skyaudio_cli.errors import WeightsError
-from skyaudio_cli.jobs import DEFAULT_MODEL
+from skyaudio_cli.tasks.jobs import DEFAULT_MODEL
 
 SENTENCE = "Hello! I am a talking portrait."
 

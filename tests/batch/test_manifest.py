@@ -8,7 +8,7 @@ import pytest
 from skyaudio_cli.batch.manifest import ManifestLine, parse_line, read_manifest
 from skyaudio_cli.batch.plan import plan_batch
 from skyaudio_cli.errors import EXIT_NOT_AVAILABLE, EXIT_USAGE, InputError, NotAvailableError
-from skyaudio_cli.jobs import GenerateJob, Settings
+from skyaudio_cli.tasks.jobs import GenerateJob, Settings
 
 
 def parse(fields: dict) -> GenerateJob:
@@ -85,9 +85,9 @@ def test_loras_and_preset_are_settings():
 
 
 def test_declared_but_unregistered_task_is_not_available(monkeypatch):
-    from skyaudio_cli.batch import tasks
+    from skyaudio_cli.tasks import registry
 
-    monkeypatch.delitem(tasks._REGISTRY, "extend", raising=False)
+    monkeypatch.delitem(registry.TASKS, "extend", raising=False)
     with pytest.raises(NotAvailableError, match='task "extend" is not available yet') as failure:
         parse({**BASE, "task": "extend"})
     assert failure.value.exit_code == EXIT_NOT_AVAILABLE

@@ -10,7 +10,7 @@ from skyaudio_cli.batch.results import FAILED, OK, SKIPPED, JobResult, ResultStr
 from skyaudio_cli.batch.runner import is_out_of_memory
 from skyaudio_cli.batch.workers import FINISHED, STARTED, _Tracker, parse_devices
 from skyaudio_cli.errors import EXIT_BATCH_NONE_SUCCEEDED, EXIT_BATCH_SOME_FAILED, EXIT_RUNTIME, InputError
-from skyaudio_cli.jobs import GenerateJob
+from skyaudio_cli.tasks.jobs import GenerateJob
 
 
 def result(index: int, status: str = OK) -> JobResult:

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from skyaudio_cli.cli.options import FpsOpt
 from skyaudio_cli.cli.settings_options import takes_settings
 from skyaudio_cli.cli.video_commands import edit_lipsync, extend, generate
-from skyaudio_cli.jobs import Settings
+from skyaudio_cli.tasks.jobs import Settings
 
 
 def _run(command, args: list[str]) -> Settings:

@@ -18,7 +18,7 @@ from skyaudio_cli.conditioning.audio_encoders import load_audio_encoder
 from skyaudio_cli.media.audio import load_audio
 from skyaudio_cli.pipeline.audio_stream import WhisperFeatureStream, feature_stream
 from skyaudio_cli.pipeline.family import family_defaults
-from skyaudio_cli.pipeline.run import at_family_loudness, load_speech
+from skyaudio_cli.tasks.render import at_family_loudness, load_speech
 
 SAMPLE_RATE = 16000
 

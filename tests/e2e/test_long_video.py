@@ -16,12 +16,13 @@ import torch
 from PIL import Image
 
 from skyaudio_cli.errors import InputError
-from skyaudio_cli.jobs import ExtendJob, GenerateJob, Settings
 from skyaudio_cli.media.audio import load_audio
 from skyaudio_cli.media.video import VideoWriter, iter_frames, probe_video
 from skyaudio_cli.pipeline import talking_video
 from skyaudio_cli.pipeline.cache import PipelineCache, PipelineKey
-from skyaudio_cli.pipeline.run import run_extend, run_generate
+from skyaudio_cli.tasks.generate import run_extend, run_generate
+from skyaudio_cli.tasks.jobs import ExtendJob, GenerateJob, Settings
+from skyaudio_cli.tasks.resolve import resolve
 
 from .synthetic import tone
 
@@ -103,7 +104,7 @@ def test_generate_job_streams_long_audio_to_mp4(tmp_path, fast_pipe, tiny_model,
     audio = make_wav(tmp_path / "long.wav", tone(170))  # 6.8 s: 3 windows + the preview
     settings = Settings(model=str(tiny_model), device="cpu", dtype="fp32", resolution="32x32", steps=1)
     job = GenerateJob(audio=audio, output=tmp_path / "long.mp4", portrait=portrait_png, settings=settings)
-    result = run_generate(job, pipelines=_cache_with(fast_pipe, settings))
+    result = run_generate(resolve("generate", job), pipelines=_cache_with(fast_pipe, settings))
     info = probe_video(job.output)
     assert info.num_frames == 170 == result["frames"] and info.has_audio and info.fps == 25
     assert result["windows"] == 4 and result["long_video_mode"] == "skyreels"
@@ -165,7 +166,7 @@ def test_extend_appends_continuation_with_both_soundtracks(
         append_only=append_only,
         settings=settings,
     )
-    result = run_extend(job, pipelines=_cache_with(fast_pipe, settings))
+    result = run_extend(resolve("extend", job), pipelines=_cache_with(fast_pipe, settings))
     info = probe_video(job.output)
     original = 0 if append_only else 12
     # The source runs at 30 fps, so the output does too: 12 source frames + 1.0 s = 30 new frames.

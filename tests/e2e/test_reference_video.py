@@ -15,13 +15,14 @@ import torch
 from PIL import Image
 
 from skyaudio_cli.errors import InputError
-from skyaudio_cli.jobs import GenerateJob, Settings
 from skyaudio_cli.media.audio import load_audio
 from skyaudio_cli.media.image import resize_center_crop
 from skyaudio_cli.media.video import VideoWriter, iter_frames, probe_video
 from skyaudio_cli.pipeline.known_latents import KnownLatents
 from skyaudio_cli.pipeline.reference_video import KEYFRAME_SPACING, ReferenceVideo
-from skyaudio_cli.pipeline.run import run_generate
+from skyaudio_cli.tasks.generate import run_generate
+from skyaudio_cli.tasks.jobs import GenerateJob, Settings
+from skyaudio_cli.tasks.resolve import resolve
 
 from .fast_vae import FastVAE
 from .synthetic import tone
@@ -257,7 +258,7 @@ def test_generate_lasts_as_long_as_the_audio_at_the_output_fps(
         audio=audio, output=tmp_path / "o.mp4", portrait=videos[30], reference_mode=reference_mode,
         loop_mode="freeze", settings=settings,
     )  # fmt: skip
-    result = run_generate(job, pipelines=_cache_with(fast_pipe, settings))
+    result = run_generate(resolve("generate", job), pipelines=_cache_with(fast_pipe, settings))
     seconds = (100 * 640 - 123) / 16000
     info = probe_video(job.output)
     assert info.fps == 30 and info.has_audio
@@ -285,7 +286,7 @@ def test_image_portrait_defaults_to_first_frame_and_refuses_follow(
 def test_follow_with_latent_fusion_is_refused_before_loading(
     tmp_path, run_cli, tiny_model, videos, speech_wav, monkeypatch
 ):
-    from skyaudio_cli.pipeline import run
+    from skyaudio_cli.tasks import generate as run
 
     def no_loading(*args, **kwargs):
         raise AssertionError("the model was loaded")
@@ -307,7 +308,7 @@ def test_follow_with_latent_fusion_is_refused_before_loading(
 def test_edit_lipsync_refuses_humo_before_loading(
     tmp_path, run_cli, humo_model, videos, speech_wav, monkeypatch
 ):
-    from skyaudio_cli.pipeline import run_lipsync
+    from skyaudio_cli.tasks import edit_lipsync as run_lipsync
 
     def no_loading(*args, **kwargs):
         raise AssertionError("the model was loaded")

@@ -6,13 +6,14 @@ import math
 import numpy as np
 import pytest
 
-from skyaudio_cli.jobs import EditLipsyncJob, Settings
 from skyaudio_cli.media.audio import load_audio
 from skyaudio_cli.media.video import VideoWriter, iter_frames, probe_video
 from skyaudio_cli.pipeline.cache import PipelineCache
-from skyaudio_cli.pipeline.edit_timeline import LoopMode
+from skyaudio_cli.pipeline.modes import LoopMode
 from skyaudio_cli.pipeline.reference_video import ReferenceVideo
-from skyaudio_cli.pipeline.run_lipsync import prepare_edit
+from skyaudio_cli.tasks.edit_lipsync import prepare_edit
+from skyaudio_cli.tasks.jobs import EditLipsyncJob, Settings
+from skyaudio_cli.tasks.resolve import resolve
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +31,7 @@ def test_whole_frames_change_and_faceless_frames_pass_through(tmp_path, face_vid
     job = EditLipsyncJob(
         video=face_video, audio=long_tone, output=tmp_path / "o.mp4", mode="full-frame", settings=settings
     )
-    edit = prepare_edit(job, PipelineCache())
+    edit = prepare_edit(resolve("edit-lipsync", job), PipelineCache())
     decoded = list(iter_frames(face_video, fps=25))
     source = [decoded[i] for i in [*range(30), 28, 27, 26, 25, 24]]  # ping-pong past the end
     outputs = [frame for frame, _, _ in edit.frames]

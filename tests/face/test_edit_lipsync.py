@@ -5,11 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from skyaudio_cli.jobs import EditLipsyncJob, Settings
 from skyaudio_cli.media.audio import load_audio
 from skyaudio_cli.media.video import iter_frames, probe_video
 from skyaudio_cli.pipeline.cache import PipelineCache
-from skyaudio_cli.pipeline.run_lipsync import prepare_edit
+from skyaudio_cli.tasks.edit_lipsync import prepare_edit
+from skyaudio_cli.tasks.jobs import EditLipsyncJob, Settings
+from skyaudio_cli.tasks.resolve import resolve
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +52,8 @@ def full_frame_mask(shape, crop, mask):
 
 
 def test_only_the_masked_lower_face_changes(tmp_path, face_video, long_tone, tiny_model, pipelines):
-    edit = prepare_edit(job_for(face_video, long_tone, tmp_path / "o.mp4", tiny_model), pipelines)
+    job = job_for(face_video, long_tone, tmp_path / "o.mp4", tiny_model)
+    edit = prepare_edit(resolve("edit-lipsync", job), pipelines)
     decoded = list(iter_frames(face_video, fps=25))
     source = [decoded[i] for i in [*range(30), 28, 27, 26, 25, 24]]  # ping-pong past the end
     outputs = list(edit.frames)
@@ -172,7 +174,8 @@ def test_new_mouth_follows_the_light_of_each_source_frame(
     with VideoWriter(video, fps=25, width=320, height=240, crf=12) as writer:
         writer.write(frames)
 
-    edit = prepare_edit(job_for(video, long_tone, tmp_path / "o.mp4", tiny_model), pipelines)
+    job = job_for(video, long_tone, tmp_path / "o.mp4", tiny_model)
+    edit = prepare_edit(resolve("edit-lipsync", job), pipelines)
     relative = []  # the new mouth's brightness over the source's at the same place
     for i, (frame, crop, mask) in enumerate(list(edit.frames)[:30]):
         if i in (12, 13, 14):  # blank frames: nothing regenerated

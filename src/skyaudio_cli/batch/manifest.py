@@ -4,30 +4,23 @@ A line holds the same fields as the task's subcommand: `{"task": "generate", "po
 "audio": "a.wav", "output": "o.mp4", "seed": 3}`. Fields of nested dataclasses (the job's
 `settings`) may be given flat, as above, or under their own key (`"settings": {"seed": 3}`).
 Values are type-checked against the dataclass annotations (JSON `3.7` is not a seed) and then
-through the subcommand's own option declaration, so ranges and choices match the command line.
+against the range or choices the field declares (tasks/fields.py), the same declarations the
+subcommand's options are made from, so a manifest accepts exactly what the command line does.
 """
 
 import dataclasses
-import functools
 import json
 import sys
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import typer
-
-try:  # typer >= 0.24 ships its own copy of click and raises that copy's exceptions
-    from typer._click import exceptions as click_exceptions
-except ImportError:  # pragma: no cover - older typer uses the click package
-    from click import exceptions as click_exceptions
-
-from skyaudio_cli.batch.tasks import DECLARED_TASKS, task_spec
 from skyaudio_cli.errors import InputError
+from skyaudio_cli.tasks.fields import problem_with
+from skyaudio_cli.tasks.registry import DECLARED_TASKS, task_spec
 
 
 @dataclass(frozen=True)
@@ -75,27 +68,26 @@ def parse_line(line: ManifestLine, defaults: Mapping[str, Any] | None = None) ->
     task = values.pop("task", None)
     if not isinstance(task, str):
         raise InputError(f'missing "task" (one of: {", ".join(DECLARED_TASKS)})')
-    spec = task_spec(task)
-    checks = _option_checks(spec.command)
-    job = _build(spec.job_type, values, checks, {k: v for k, v in (defaults or {}).items() if k in checks})
+    job_type = task_spec(task).job_type
+    unused = set(job_type.UNUSED_SETTINGS)
+    job = _build(job_type, values, {k: v for k, v in (defaults or {}).items() if k not in unused}, unused)
     return BatchJob(line.number, line.index, task, job)
 
 
-def _build(
-    job_type: type, values: dict, checks: dict[str, Callable[[Any], Any]], defaults: Mapping[str, Any]
-) -> Any:
-    hints = typing.get_type_hints(job_type)
+def _build(job_type: type, values: dict, defaults: Mapping[str, Any], unused: set[str]) -> Any:
+    """`job_type` from the line's `values` over `defaults`; a key the task does not take is refused,
+    as its subcommand has no such option (`unused` settings included)."""
+    hints = _field_types(job_type)
     nested = {name: hint for name, hint in hints.items() if dataclasses.is_dataclass(hint)}
     flat = {**defaults, **_flatten(values, nested)}
     owner = {key: job_type for key in hints if key not in nested}
     for nested_type in nested.values():
-        owner.update(dict.fromkeys(typing.get_type_hints(nested_type), nested_type))
+        owner.update(dict.fromkeys(set(_field_types(nested_type)) - unused, nested_type))
     arguments: dict[type, dict[str, Any]] = {job_type: {}, **{t: {} for t in nested.values()}}
     for key, value in flat.items():
         if key not in owner:
             raise InputError(f'unknown key "{key}" (task fields: {", ".join(sorted(owner))})')
-        hint = typing.get_type_hints(owner[key])[key]
-        arguments[owner[key]][key] = _convert(key, value, hint, checks.get(key))
+        arguments[owner[key]][key] = _convert(owner[key], key, value, _field_types(owner[key])[key])
     for field in dataclasses.fields(job_type):
         required = field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
         if required and field.name not in arguments[job_type]:
@@ -122,7 +114,13 @@ _JSON_TYPES: dict[type, tuple[type, ...]] = {bool: (bool,), int: (int,), float: 
 _TYPE_NAMES = {bool: "true/false", int: "an integer", float: "a number", str: "a string", Path: "a path"}
 
 
-def _convert(key: str, value: Any, hint: Any, check: Callable[[Any], Any] | None) -> Any:
+def _field_types(owner: type) -> dict[str, Any]:
+    """The dataclass fields of `owner` and their types (its ClassVars are no fields)."""
+    hints = typing.get_type_hints(owner)
+    return {f.name: hints[f.name] for f in dataclasses.fields(owner)}
+
+
+def _convert(owner: type, key: str, value: Any, hint: Any) -> Any:
     allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
     if value is None:
         if type(None) in allowed:
@@ -141,34 +139,10 @@ def _convert(key: str, value: Any, hint: Any, check: Callable[[Any], Any] | None
     # JSON true is a Python int: it is no seed.
     if accepted and (not isinstance(value, accepted) or (isinstance(value, bool) and base is not bool)):
         raise InputError(f'"{key}": expected {_TYPE_NAMES[base]}, got {_json_type(value)}')
-    if check is not None:
-        value = check(value)
-    if isinstance(value, Enum):
-        value = value.value
+    problem = problem_with(owner, key, value)
+    if problem is not None:
+        raise InputError(f'"{key}": {problem}')
     return float(value) if base is float else value
-
-
-@functools.cache
-def _option_checks(command: Callable[..., None]) -> dict[str, Callable[[Any], Any]]:
-    """field name -> converter applying the subcommand's declared range/choice for `--field-name`."""
-    app = typer.Typer()
-    app.command()(command)
-    click_command = typer.main.get_command(app)
-    context = click_command.make_context("batch", [], resilient_parsing=True)
-    checks = {}
-    for param in click_command.params:
-        long_names = [name for name in param.opts if name.startswith("--")]
-        if long_names:
-            key = long_names[0][2:].replace("-", "_")
-            checks[key] = functools.partial(_check, key, param, context)
-    return checks
-
-
-def _check(key: str, param, context, value: Any) -> Any:
-    try:
-        return param.process_value(context, value)
-    except click_exceptions.UsageError as bad:
-        raise InputError(f'"{key}": {bad.message}') from None
 
 
 def _json_type(value: Any) -> str:

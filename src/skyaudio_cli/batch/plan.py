@@ -15,9 +15,10 @@ from typing import Any
 from skyaudio_cli.batch.completion import incomplete_reason
 from skyaudio_cli.batch.manifest import BatchJob, ManifestLine, parse_line
 from skyaudio_cli.batch.results import FAILED, SKIPPED, JobResult
-from skyaudio_cli.batch.tasks import task_spec
 from skyaudio_cli.errors import InputError, SkyaudioError
 from skyaudio_cli.media.atomic import remove_stale_partials
+from skyaudio_cli.tasks.registry import task_spec
+from skyaudio_cli.tasks.resolve import resolve_validated
 from skyaudio_cli.weights.manifest import base_family
 
 
@@ -117,7 +118,8 @@ def plan_batch(
 
 
 def _check_models(plan: Plan) -> None:
-    """Each model once: its weights must be on this machine, or all its jobs fail with one reason."""
+    """Each model once: its weights must be on this machine, or all its jobs fail with one reason;
+    then each job against its model's family (a HuMo model cannot extend, ...), as the CLI does."""
     from skyaudio_cli.weights import resolve_model
 
     for model in dict.fromkeys(job.job.settings.model for job in plan.to_run):
@@ -127,10 +129,19 @@ def _check_models(plan: Plan) -> None:
             jobs = [job for job in plan.to_run if job.job.settings.model == model]
             plan.to_run = [job for job in plan.to_run if job.job.settings.model != model]
             plan.unavailable.append(UnavailableModel(model, bad, tuple(job.line for job in jobs)))
-            plan.decided.extend(
-                JobResult(job.line, job.index, job.task, FAILED, str(job.job.output), bad.exit_code, str(bad))
-                for job in jobs
-            )
+            plan.decided.extend(_failed(job, bad) for job in jobs)
+    runnable = []
+    for job in plan.to_run:
+        try:
+            resolve_validated(job.task, job.job)
+            runnable.append(job)
+        except SkyaudioError as bad:
+            plan.decided.append(_failed(job, bad))
+    plan.to_run = runnable
+
+
+def _failed(job: BatchJob, bad: SkyaudioError) -> JobResult:
+    return JobResult(job.line, job.index, job.task, FAILED, str(job.job.output), bad.exit_code, str(bad))
 
 
 def _plan_job(

@@ -13,8 +13,9 @@ from rich.markup import escape
 from skyaudio_cli import console
 from skyaudio_cli.batch.manifest import BatchJob
 from skyaudio_cli.batch.results import FAILED, OK, JobResult
-from skyaudio_cli.batch.tasks import task_spec
 from skyaudio_cli.errors import EXIT_RUNTIME, SkyaudioError
+from skyaudio_cli.tasks.registry import task_spec
+from skyaudio_cli.tasks.resolve import resolve_validated
 
 
 def run_jobs(jobs: list[BatchJob], on_result: Callable[[JobResult], None], *, fail_fast: bool) -> None:
@@ -41,7 +42,7 @@ def run_one(job: BatchJob, pipelines) -> JobResult:
     loaded_before = pipelines.load_seconds
     details, error, exit_code, out_of_memory = {}, None, 0, False
     try:
-        details = task_spec(job.task).runner()(job.job, pipelines=pipelines)
+        details = task_spec(job.task).run(resolve_validated(job.task, job.job), pipelines)
     except SkyaudioError as failure:
         error, exit_code = str(failure), failure.exit_code
     except Exception as failure:  # noqa: BLE001 - a bug in one job must not end the batch

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from skyaudio_cli.cli.settings_options import takes_settings
-from skyaudio_cli.jobs import Settings
+from skyaudio_cli.tasks.jobs import Settings
 
 
 @takes_settings()

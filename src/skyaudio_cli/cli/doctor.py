@@ -106,7 +106,7 @@ def _gpus() -> list[dict[str, Any]]:
 
 def _runtime() -> dict[str, Any]:
     """What `generate` with default options would run with, named as its options name them."""
-    from skyaudio_cli.jobs import Settings
+    from skyaudio_cli.tasks.jobs import Settings
 
     settings = Settings()
     no_gpu = cuda_unavailable_reason()
@@ -153,7 +153,7 @@ def _ffmpeg() -> dict[str, str]:
 
 
 def _default_weights() -> dict[str, Any]:
-    from skyaudio_cli.jobs import DEFAULT_MODEL
+    from skyaudio_cli.tasks.jobs import DEFAULT_MODEL
     from skyaudio_cli.weights import get_model
     from skyaudio_cli.weights.resolve import is_downloaded
 

@@ -1,69 +1,59 @@
 """Option declarations shared by `generate`, `edit-lipsync` and `extend`.
 
 Declared once as `Annotated` aliases so the three commands stay in step; defaults of `None` mean
-"use the model family's default from weights.toml".
+"use the model family's default from weights.toml". Ranges come from the job fields they fill
+(tasks/jobs.py), choices from the enums those fields declare (pipeline/modes.py).
 """
 
-import math
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-# pure module: no heavy imports
-from skyaudio_cli.pipeline.edit_timeline import EditMode, LoopMode, ReferenceMode
-from skyaudio_cli.pipeline.modes import CacheMode, LongVideoMode
+# pure modules: no heavy imports
+from skyaudio_cli.pipeline.modes import (
+    Attention,
+    CacheMode,
+    Device,
+    DType,
+    EditMode,
+    LongVideoMode,
+    LoopMode,
+    ReferenceMode,
+)
+from skyaudio_cli.tasks.fields import bounds_of
+from skyaudio_cli.tasks.jobs import Settings
 
 GENERATION = "Generation"
 RUNTIME = "Runtime"
 
 
-class Device(StrEnum):
-    auto = "auto"
-    cuda = "cuda"
-    cpu = "cpu"
-
-
-class DType(StrEnum):
-    bf16 = "bf16"
-    fp16 = "fp16"
-    fp32 = "fp32"
-
-
-class Attention(StrEnum):
-    auto = "auto"
-    sdpa = "sdpa"
-    xformers = "xformers"
-    flash = "flash"
-
-
-def finite_float(minimum: float | None, maximum: float | None, *names: str, **option: Any) -> Any:
-    """A `typer.Option` for a float in [minimum, maximum] that calls 'nan' "not a number".
-
-    With typer's own min/max, NaN (which compares false with everything) was refused as "should be
-    less than or equal to 120"; this parser checks for it before the range.
-    """
+def finite_float(name: str, *names: str, **option: Any) -> Any:
+    """A `typer.Option` for `Settings.<name>`, a float in its declared range, that calls 'nan' "not a
+    number" (typer's own min/max refused NaN, which compares false with everything, as "should be less
+    than or equal to 120")."""
+    bounds = bounds_of(Settings, name)
 
     def parse(text: Any) -> float:
         try:
             value = float(text)
         except ValueError:
             raise typer.BadParameter(f"{text!r} is not a number") from None
-        if math.isnan(value):
-            raise typer.BadParameter(f"{text!r} is not a number")
-        if math.isinf(value):
-            raise typer.BadParameter(f"{text!r} is not a finite number")
-        if minimum is not None and value < minimum:
-            raise typer.BadParameter(f"{value:g} is below the minimum {minimum:g}")
-        if maximum is not None and value > maximum:
-            raise typer.BadParameter(f"{value:g} is above the maximum {maximum:g}")
+        problem = bounds.problem(value, text)
+        if problem is not None:
+            raise typer.BadParameter(problem)
         return value
 
-    bounds = " to ".join(f"{bound:g}" for bound in (minimum, maximum) if bound is not None)
-    if maximum is None:
-        bounds = f">= {bounds}"
-    return typer.Option(*names, parser=parse, metavar=f"FLOAT [{bounds}]", **option)
+    shown = " to ".join(f"{bound:g}" for bound in (bounds.minimum, bounds.maximum) if bound is not None)
+    if bounds.maximum is None:
+        shown = f">= {shown}"
+    return typer.Option(*names, parser=parse, metavar=f"FLOAT [{shown}]", **option)
+
+
+def int_range(name: str) -> dict[str, Any]:
+    """typer's min/max for `Settings.<name>`, an integer in its declared range."""
+    bounds = bounds_of(Settings, name)
+    return {"min": bounds.minimum, "max": bounds.maximum}
 
 
 AudioOpt = Annotated[
@@ -102,34 +92,36 @@ ResolutionOpt = Annotated[
     ),
 ]
 SeedOpt = Annotated[
-    int, typer.Option(min=0, help="Random seed (same seed, same video).", rich_help_panel=GENERATION)
+    int,
+    typer.Option(
+        **int_range("seed"), help="Random seed (same seed, same video).", rich_help_panel=GENERATION
+    ),
 ]
 StepsOpt = Annotated[
     int | None,
     typer.Option(
-        min=1, max=1000, help="Denoising steps (default from the model).", rich_help_panel=GENERATION
+        **int_range("steps"), help="Denoising steps (default from the model).", rich_help_panel=GENERATION
     ),
 ]
 ShiftOpt = Annotated[
-    float | None, finite_float(0.01, None, help="Timestep shift of the sampler.", rich_help_panel=GENERATION)
+    float | None, finite_float("shift", help="Timestep shift of the sampler.", rich_help_panel=GENERATION)
 ]
 TextScaleOpt = Annotated[
     float | None,
     finite_float(
-        0.0, None, "--text-scale", help="Text guidance scale (1 = off).", rich_help_panel=GENERATION
+        "text_scale", "--text-scale", help="Text guidance scale (1 = off).", rich_help_panel=GENERATION
     ),
 ]
 AudioScaleOpt = Annotated[
     float | None,
     finite_float(
-        0.0, None, "--audio-scale", help="Audio guidance scale (1 = off).", rich_help_panel=GENERATION
+        "audio_scale", "--audio-scale", help="Audio guidance scale (1 = off).", rich_help_panel=GENERATION
     ),
 ]
-# The frame rates a video command accepts (extend's --fps has its own help text).
-FPS_RANGE = (1.0, 120.0)
+# extend's --fps has its own help text.
 FpsOpt = Annotated[
     float | None,
-    finite_float(*FPS_RANGE, help="Output frame rate (model native: 25).", rich_help_panel=GENERATION),
+    finite_float("fps", help="Output frame rate (model native: 25).", rich_help_panel=GENERATION),
 ]
 LoraOpt = Annotated[
     list[str] | None,
@@ -152,7 +144,9 @@ PresetOpt = Annotated[
 ]
 MaxAudioOpt = Annotated[
     float,
-    finite_float(0.1, None, "--max-audio-seconds", help="Refuse longer audio.", rich_help_panel=RUNTIME),
+    finite_float(
+        "max_audio_seconds", "--max-audio-seconds", help="Refuse longer audio.", rich_help_panel=RUNTIME
+    ),
 ]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace an existing output file.")]
 DeviceOpt = Annotated[Device, typer.Option(help="Where to run.", rich_help_panel=RUNTIME)]

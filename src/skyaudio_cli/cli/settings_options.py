@@ -5,6 +5,7 @@ signature (Typer, `--help` and batch manifests read that signature) and hands th
 `settings` argument built from them. A command declares only what is its own.
 """
 
+import dataclasses
 import functools
 import inspect
 from collections.abc import Callable
@@ -12,20 +13,15 @@ from enum import Enum
 from typing import Any
 
 from skyaudio_cli.cli.options import (
-    Attention,
     AttentionOpt,
     AudioScaleOpt,
-    CacheMode,
     CacheOpt,
     CompileOpt,
-    Device,
     DeviceOpt,
-    DType,
     DTypeOpt,
     FP8Opt,
     FpsOpt,
     KeepPromptOpt,
-    LongVideoMode,
     LongVideoModeOpt,
     LoraOpt,
     MaxAudioOpt,
@@ -40,33 +36,34 @@ from skyaudio_cli.cli.options import (
     StepsOpt,
     TextScaleOpt,
 )
-from skyaudio_cli.jobs import DEFAULT_MAX_AUDIO_SECONDS, DEFAULT_MODEL, Settings
+from skyaudio_cli.tasks.jobs import Settings
 
-# (Settings field, annotation, default) in --help order; enum values are stored as plain strings.
-_SHARED: tuple[tuple[str, Any, Any], ...] = (
-    ("prompt", PromptOpt, None),
-    ("negative_prompt", NegativePromptOpt, None),
-    ("keep_prompt", KeepPromptOpt, False),
-    ("model", ModelOpt, DEFAULT_MODEL),
-    ("preset", PresetOpt, None),
-    ("lora", LoraOpt, ()),
-    ("resolution", ResolutionOpt, None),
-    ("seed", SeedOpt, 0),
-    ("steps", StepsOpt, None),
-    ("shift", ShiftOpt, None),
-    ("text_scale", TextScaleOpt, None),
-    ("audio_scale", AudioScaleOpt, None),
-    ("fps", FpsOpt, None),
-    ("long_video_mode", LongVideoModeOpt, LongVideoMode.auto),
-    ("max_audio_seconds", MaxAudioOpt, DEFAULT_MAX_AUDIO_SECONDS),
-    ("device", DeviceOpt, Device.auto),
-    ("dtype", DTypeOpt, DType.bf16),
-    ("attention", AttentionOpt, Attention.auto),
-    ("fp8", FP8Opt, False),
-    ("offload", OffloadOpt, False),
-    ("compile", CompileOpt, False),
-    ("cache", CacheOpt, CacheMode.none),
-)
+# Settings field -> its option, in --help order; the defaults are the fields' own.
+_OPTIONS: dict[str, Any] = {
+    "prompt": PromptOpt,
+    "negative_prompt": NegativePromptOpt,
+    "keep_prompt": KeepPromptOpt,
+    "model": ModelOpt,
+    "preset": PresetOpt,
+    "lora": LoraOpt,
+    "resolution": ResolutionOpt,
+    "seed": SeedOpt,
+    "steps": StepsOpt,
+    "shift": ShiftOpt,
+    "text_scale": TextScaleOpt,
+    "audio_scale": AudioScaleOpt,
+    "fps": FpsOpt,
+    "long_video_mode": LongVideoModeOpt,
+    "max_audio_seconds": MaxAudioOpt,
+    "device": DeviceOpt,
+    "dtype": DTypeOpt,
+    "attention": AttentionOpt,
+    "fp8": FP8Opt,
+    "offload": OffloadOpt,
+    "compile": CompileOpt,
+    "cache": CacheOpt,
+}
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Settings)}
 
 
 def takes_settings(*, without: tuple[str, ...] = (), **replaced: Any) -> Callable:
@@ -77,8 +74,8 @@ def takes_settings(*, without: tuple[str, ...] = (), **replaced: Any) -> Callabl
         own = [p for p in inspect.signature(command).parameters.values() if p.name != "settings"]
         keyword = inspect.Parameter.KEYWORD_ONLY
         shared = [
-            inspect.Parameter(name, keyword, default=default, annotation=replaced.get(name, hint))
-            for name, hint, default in _SHARED
+            inspect.Parameter(name, keyword, default=_DEFAULTS[name], annotation=replaced.get(name, hint))
+            for name, hint in _OPTIONS.items()
             if name not in without
         ]
         by_position = [p.replace(kind=keyword) for p in own]

@@ -25,7 +25,7 @@ def _progress(description: str, unit: str) -> Iterator[Callable[[int, int, str],
     generate prints one."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from skyaudio_cli.pipeline.run import LOG_PROGRESS_SECONDS
+    from skyaudio_cli.tasks.render import LOG_PROGRESS_SECONDS
 
     if not console.stderr.is_terminal:
         last = [None]

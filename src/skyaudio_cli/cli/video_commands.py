@@ -9,7 +9,6 @@ from rich.markup import escape
 
 from skyaudio_cli import console
 from skyaudio_cli.cli.options import (
-    FPS_RANGE,
     GENERATION,
     AllowNoFaceOpt,
     AudioOpt,
@@ -29,7 +28,7 @@ from skyaudio_cli.cli.options import (
     finite_float,
 )
 from skyaudio_cli.cli.settings_options import takes_settings
-from skyaudio_cli.jobs import GenerateJob, Settings
+from skyaudio_cli.tasks.jobs import EditLipsyncJob, ExtendJob, GenerateJob, Settings
 
 
 @takes_settings()
@@ -63,8 +62,7 @@ def generate(
     _run_task("generate", job, json_output)
 
 
-# The edit keeps the source's frame rate, and chains windows by motion frames (see run_lipsync).
-@takes_settings(without=("fps", "long_video_mode"))
+@takes_settings(without=EditLipsyncJob.UNUSED_SETTINGS)
 def edit_lipsync(
     video: VideoOpt,
     audio: AudioOpt,
@@ -88,8 +86,6 @@ def edit_lipsync(
 
     Example: skyaudio edit-lipsync --video in.mp4 --audio dub.wav -o dubbed.mp4
     """
-    from skyaudio_cli.jobs import EditLipsyncJob
-
     job = EditLipsyncJob(
         video=video, audio=audio, output=output_path, overwrite=overwrite, mask_video=mask_video,
         face_box=face_box, debug_mask=debug_mask, allow_no_face=allow_no_face, loop_mode=loop_mode.value,
@@ -102,7 +98,7 @@ def edit_lipsync(
     fps=Annotated[
         float | None,
         finite_float(
-            *FPS_RANGE, help="Output frame rate (default: the input video's).", rich_help_panel=GENERATION
+            "fps", help="Output frame rate (default: the input video's).", rich_help_panel=GENERATION
         ),
     ]
 )
@@ -122,8 +118,6 @@ def extend(
 
     Example: skyaudio extend --video talk.mp4 --audio more.wav -o longer.mp4
     """
-    from skyaudio_cli.jobs import ExtendJob
-
     job = ExtendJob(
         video=video, audio=audio, output=output_path, append_only=append_only, overwrite=overwrite,
         settings=settings,
@@ -132,27 +126,21 @@ def extend(
 
 
 def _run_task(task: str, job, json_output: bool) -> None:
-    """Validate `job` and run it with the batch registry's validation and runner, then report.
+    """Resolve `job` (every check that needs no weights, in well under a second), then run it.
 
-    The runner (and torch with it) is imported only once the job is valid and its model's weights
-    are known to be on this machine, so a mistake is reported in well under a second.
+    The runner (and torch with it) is imported only once the job is resolved: its inputs valid and
+    its model's weights known to be on this machine.
     """
-    from skyaudio_cli.batch.tasks import task_spec
-    from skyaudio_cli.pipeline.family import family_defaults
-    from skyaudio_cli.weights import resolve_model
-
-    spec = task_spec(task)
-    spec.validate(job)
-    family = family_defaults(resolve_model(job.settings.model).family)
-    family.check_scales(job.settings.text_scale, job.settings.audio_scale)
     from skyaudio_cli.pipeline.library_logs import silence_libraries
+    from skyaudio_cli.tasks.registry import task_spec
+    from skyaudio_cli.tasks.resolve import resolve
 
+    resolved = resolve(task, job)
     silence_libraries()
-    run = spec.runner()
+    started = time.monotonic()
+    result = task_spec(task).run(resolved)
     from skyaudio_cli.pipeline.parallel import is_main_process
 
-    started = time.monotonic()
-    result = run(job)
     if not is_main_process():
         return  # under torchrun rank 0 wrote the video and reports it
     result["seconds"] = round(time.monotonic() - started, 3)

@@ -9,26 +9,8 @@ trimmed, or with keep_original_audio plays on to its end with the original sound
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
-
-class LoopMode(StrEnum):
-    pingpong = "pingpong"
-    freeze = "freeze"
-
-
-class ReferenceMode(StrEnum):
-    """What a video portrait conditions `generate` on (reference_video.py)."""
-
-    first_frame = "first-frame"  # its first frame, for every window (as an image portrait)
-    follow = "follow"  # every window follows the video at its own time
-
-
-class EditMode(StrEnum):
-    """What `edit-lipsync` regenerates."""
-
-    mask = "mask"  # the lower face only; every pixel outside the feathered mask is the source's
-    full_frame = "full-frame"  # the whole frame, following the source video (ReferenceMode.follow)
+from skyaudio_cli.pipeline.modes import LoopMode
 
 
 @dataclass(frozen=True)

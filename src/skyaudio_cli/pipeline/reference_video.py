@@ -28,8 +28,9 @@ import numpy as np
 from skyaudio_cli.errors import InputError
 from skyaudio_cli.media.image import resize_center_crop_array
 from skyaudio_cli.pipeline.conditioning import LATENT_FRAME_STRIDE
-from skyaudio_cli.pipeline.edit_timeline import LoopMode, plan_timeline
+from skyaudio_cli.pipeline.edit_timeline import plan_timeline
 from skyaudio_cli.pipeline.frame_rate import output_frame_count, resample_frame_indices
+from skyaudio_cli.pipeline.modes import LoopMode
 from skyaudio_cli.pipeline.source_frames import WindowReader, frames_in_order
 from skyaudio_cli.pipeline.video_output import resized
 

@@ -1,4 +1,4 @@
-"""Runs a validated `edit-lipsync` job: analyse faces, generate, composite, write.
+"""Runs a resolved `edit-lipsync` job: analyse faces, generate, composite, write (render.py).
 
 `--mode mask` regenerates the lower face of square face crops and pastes it back through the mask;
 `--mode full-frame` generates whole frames that follow the source video (`reference_video.py`: each
@@ -9,7 +9,6 @@ resizes them back to the source size. Faceless frames pass through unchanged in 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,14 +20,12 @@ from skyaudio_cli.errors import InputError, RuntimeFailure
 from skyaudio_cli.face.debug import overlay_mask
 from skyaudio_cli.face.geometry import Box
 from skyaudio_cli.face.regions import detect_faces, face_box_regions, user_mask_regions
-from skyaudio_cli.jobs import EditLipsyncJob, parse_face_box
 from skyaudio_cli.media.audio import Wave, audio_duration
 from skyaudio_cli.media.soundtrack import Segment, Soundtrack
-from skyaudio_cli.media.video import VideoInfo, VideoWriter, iter_frames, probe_video
+from skyaudio_cli.media.video import VideoInfo, iter_frames, probe_video
 from skyaudio_cli.media.video_writer import OUTPUT_AUDIO_SAMPLE_RATE
 from skyaudio_cli.pipeline.buckets import pick_size
-from skyaudio_cli.pipeline.edit_timeline import EditMode, LoopMode, plan_timeline
-from skyaudio_cli.pipeline.family import family_defaults
+from skyaudio_cli.pipeline.edit_timeline import plan_timeline
 from skyaudio_cli.pipeline.frame_rate import output_frame_count
 from skyaudio_cli.pipeline.lipsync import (
     EditPlan,
@@ -38,19 +35,25 @@ from skyaudio_cli.pipeline.lipsync import (
     known_outside_mask,
     single_frames,
 )
-from skyaudio_cli.pipeline.long_video import LongVideoMode
+from skyaudio_cli.pipeline.modes import EditMode, LoopMode
 from skyaudio_cli.pipeline.reference_video import ReferenceVideo
-from skyaudio_cli.pipeline.run import (
-    at_family_loudness,
-    load_pipeline,
-    load_speech,
-    step_progress,
-    warn_if_random_weights,
-    written_size,
-)
 from skyaudio_cli.pipeline.source_frames import frames_in_order
 from skyaudio_cli.pipeline.talking_video import SAMPLE_RATE, VideoStream
 from skyaudio_cli.pipeline.video_output import resized
+from skyaudio_cli.tasks.generate import start_stream
+from skyaudio_cli.tasks.jobs import EditLipsyncJob, parse_face_box
+from skyaudio_cli.tasks.render import (
+    Render,
+    Sink,
+    at_family_loudness,
+    family_result,
+    load_pipeline,
+    load_speech,
+    render,
+    warn_if_random_weights,
+    written_size,
+)
+from skyaudio_cli.tasks.resolve import ResolvedJob
 
 # Face crops are square: faces are roughly square, and a square crop gives the mouth the most of
 # the model's pixels for any head pose.
@@ -70,30 +73,31 @@ class EditRun:
     stats: dict  # "faceless": edited frames that passed through for lack of a face (final once streamed)
 
 
-def run_edit_lipsync(job: EditLipsyncJob, pipelines=None) -> dict:
+def run_edit_lipsync(resolved: ResolvedJob, pipelines=None) -> dict:
     """Run one job; pass a shared `pipelines` cache to reuse loaded models across jobs."""
-    edit = prepare_edit(job, pipelines)
-    with step_progress(edit.stream) if edit.stream is not None else nullcontext():
-        _write(job, edit)
-    return {**edit.summary, "faceless_frames": edit.stats["faceless"]}
+    job = resolved.job
+    edit = prepare_edit(resolved, pipelines)
+    summary = edit.summary
+    sinks = [
+        Sink(job.output, summary["fps"], summary["source_width"], summary["source_height"], edit.soundtrack)
+    ]
+    frames = ((frame,) for frame, _, _ in edit.frames)
+    if job.debug_mask is not None:
+        sinks.append(replace(sinks[0], path=job.debug_mask))
+        frames = ((frame, overlay_mask(frame, crop, mask, mask.any())) for frame, crop, mask in edit.frames)
+    render(Render(edit.stream, tuple(sinks), frames, job.overwrite))
+    return {**summary, "faceless_frames": edit.stats["faceless"]}
 
 
-def prepare_edit(job: EditLipsyncJob, pipelines=None) -> EditRun:
+def prepare_edit(resolved: ResolvedJob, pipelines=None) -> EditRun:
     """Analyse the video and set up generation; nothing is generated until `frames` is iterated."""
-    from skyaudio_cli.weights import resolve_model
-
-    s = job.settings
-    # The inputs first: a broken video or audio is reported before anything about weights.
+    job, s, family = resolved.job, resolved.settings, resolved.family
+    # The inputs first: a broken video or audio is reported before any face is looked for.
     info = probe_video(job.video)
     speech = load_speech(job.audio, s.max_audio_seconds)
     seconds = audio_duration(speech, SAMPLE_RATE)
-    resolved = resolve_model(s.model)
-    defaults = family_defaults(resolved.family)
-    if defaults.architecture == "humo":  # reference latents only: no CLIP image or I2V condition frame
-        raise InputError(f"--model {s.model}: edit-lipsync needs a family conditioned on a reference image")
-    defaults.check_scales(s.text_scale, s.audio_scale)
-    warn_if_random_weights(resolved.family, defaults)
-    speech = at_family_loudness(speech, defaults)
+    warn_if_random_weights(resolved)
+    speech = at_family_loudness(speech, family)
 
     with console.stderr.status("finding the face in every frame..."):
         regions, mask_source = _regions(job, info)
@@ -106,18 +110,17 @@ def prepare_edit(job: EditLipsyncJob, pipelines=None) -> EditRun:
         len(regions.crops), output_frame_count(seconds, info.fps),
         loop=LoopMode(job.loop_mode), keep_original_audio=job.keep_original_audio,
     )  # fmt: skip
-    plan = EditPlan.build(job.video, info.fps, timeline, defaults.fps, seconds)
+    plan = EditPlan.build(job.video, info.fps, timeline, family.fps, seconds)
     stream = None
     if any(regions.has_face):
-        stream = _generate(job, plan, regions, speech, pipelines)
+        stream = _generate(resolved, plan, regions, speech, pipelines)
     whole_frame = EditMode(job.mode) == EditMode.full_frame
     generated = single_frames(stream.frames) if stream is not None else None
     if generated is not None and whole_frame:
         generated = resized(generated, info.width, info.height)
     summary = {
         "output": str(job.output),
-        "model": resolved.family,
-        "random_weights": defaults.random_weights,
+        **family_result(resolved),
         "mode": str(EditMode(job.mode)),
         "mask_source": mask_source,
         "frames": timeline.num_frames,
@@ -128,7 +131,6 @@ def prepare_edit(job: EditLipsyncJob, pipelines=None) -> EditRun:
         **written_size(info),
         "duration_s": timeline.num_frames / info.fps,
         "audio_duration_s": seconds,
-        "seed": s.seed,
     }
     stats = {"faceless": 0}
     frames = composite_frames(plan, regions, generated, stats, whole_frame=whole_frame)
@@ -175,34 +177,25 @@ def _first_frames(regions, count: int):
     return replace(regions, present=regions.present[:count], crops=regions.crops[:count])
 
 
-def _generate(job: EditLipsyncJob, plan: EditPlan, regions: Regions, speech: Wave, pipelines) -> VideoStream:
+def _generate(
+    resolved: ResolvedJob, plan: EditPlan, regions: Regions, speech: Wave, pipelines
+) -> VideoStream:
     """The model's stream, lazily: regenerated face crops (at the model's crop size) in mask mode,
     whole frames following the source (at the family's size for its aspect ratio) in full-frame."""
-    s = job.settings
-    pipe = load_pipeline(pipelines, s)
+    job, config, family = resolved.job, resolved.config, resolved.family
+    pipe = load_pipeline(pipelines, resolved)
     if EditMode(job.mode) == EditMode.full_frame:
         followed = ReferenceVideo(
             plan.video, plan.fps, len(regions.crops), LoopMode(job.loop_mode), crop=False
         )
-        source = {"reference_video": followed, "resolution": s.resolution}
+        stream = start_stream(pipe, resolved, speech, reference_video=followed)
     else:
-        width, height = pick_size(s.resolution or pipe.defaults.resolution, 1, 1, pipe.defaults.size_buckets)
-        crops = SourceCrops(plan, regions, width, height, keep=pipe.defaults.frames_per_window)
-        source = {
-            "portrait": Image.fromarray(crops.first_crop()),
-            "resolution": f"{width}x{height}",
-            "known_for_window": known_outside_mask(pipe, crops, s.seed),
-        }
-    # Latent fusion has no per-window hook to hold the source latents; edits chain windows by motion
-    # frames, which every image-conditioned family supports.
-    mode = pipe.resolve_mode(LongVideoMode.auto)
-    if mode == LongVideoMode.fusion:
-        mode = LongVideoMode.infinitetalk
-    stream = pipe.stream(
-        audio=speech, prompt=s.prompt, negative_prompt=s.negative_prompt, keep_prompt=s.keep_prompt,
-        seed=s.seed, steps=s.steps, shift=s.shift or pipe.defaults.shift_for(s.resolution),
-        text_scale=s.text_scale, audio_scale=s.audio_scale, long_video_mode=mode, **source,
-    )  # fmt: skip
+        width, height = pick_size(config.resolution, 1, 1, family.size_buckets)
+        crops = SourceCrops(plan, regions, width, height, keep=family.frames_per_window)
+        stream = start_stream(
+            pipe, resolved, speech, portrait=Image.fromarray(crops.first_crop()),
+            resolution=f"{width}x{height}", known_for_window=known_outside_mask(pipe, crops, config.seed),
+        )  # fmt: skip
     if stream.num_frames != plan.model_frames:
         raise RuntimeFailure(f"model timeline mismatch: {stream.num_frames} != {plan.model_frames} frames")
     return stream
@@ -218,25 +211,3 @@ def _soundtrack(job: EditLipsyncJob, info: VideoInfo, plan: EditPlan) -> Soundtr
     edited, rest = edited_samples / rate, (total_samples - edited_samples) / rate
     source_sound = Segment(job.video if info.has_audio else None, rest, start=edited)
     return Soundtrack((Segment(job.audio, edited), source_sound))
-
-
-def _write(job: EditLipsyncJob, edit: EditRun) -> None:
-    summary = edit.summary
-
-    def writer(path: Path) -> VideoWriter:
-        return VideoWriter(
-            path, fps=summary["fps"], width=summary["source_width"], height=summary["source_height"],
-            audio=edit.soundtrack, audio_sample_rate=OUTPUT_AUDIO_SAMPLE_RATE, overwrite=job.overwrite,
-        )  # fmt: skip
-
-    try:
-        with ExitStack() as stack:
-            out = stack.enter_context(writer(job.output))
-            debug = stack.enter_context(writer(job.debug_mask)) if job.debug_mask is not None else None
-            for frame, crop, mask in edit.frames:
-                out.write(frame)
-                if debug is not None:
-                    debug.write(overlay_mask(frame, crop, mask, mask.any()))
-    except OSError as failure:
-        reason = failure.strerror or failure
-        raise RuntimeFailure(f"{job.output}: could not write video ({reason})") from failure

@@ -1,13 +1,27 @@
-"""What a user asks for, independent of how it was asked (CLI flags today, batch manifests later).
+"""What a user asks for, independent of how it was asked (CLI flags, a batch manifest line, Python).
 
-Validation here is cheap (files, paths, option combinations) and runs before any model is
-loaded, so a typo fails in milliseconds instead of after minutes of loading weights.
+Each field's range or choices are declared here (`fields.bounded` / `fields.choice`); the CLI options
+and the manifest checks are made from them. Validation here is cheap (files, paths, option
+combinations) and runs before any model is loaded, so a typo fails in milliseconds instead of after
+minutes of loading weights; `resolve.py` adds the checks that need the model family.
 """
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from skyaudio_cli.errors import InputError, NotAvailableError
+from skyaudio_cli.pipeline.modes import (
+    Attention,
+    CacheMode,
+    Device,
+    DType,
+    EditMode,
+    LongVideoMode,
+    LoopMode,
+    ReferenceMode,
+)
+from skyaudio_cli.tasks.fields import bounded, choice
 
 DEFAULT_MODEL = "skyreels-v3-a2v"
 DEFAULT_MAX_AUDIO_SECONDS = 3600.0
@@ -22,21 +36,21 @@ class Settings:
     negative_prompt: str | None = None
     keep_prompt: bool = False
     resolution: str | None = None
-    seed: int = 0
-    steps: int | None = None
-    shift: float | None = None
-    text_scale: float | None = None
-    audio_scale: float | None = None
-    fps: float | None = None
-    device: str = "auto"
-    dtype: str = "bf16"
-    attention: str = "auto"
+    seed: int = bounded(0, 0)
+    steps: int | None = bounded(None, 1, 1000)
+    shift: float | None = bounded(None, 0.01)
+    text_scale: float | None = bounded(None, 0.0)
+    audio_scale: float | None = bounded(None, 0.0)
+    fps: float | None = bounded(None, 1.0, 120.0)
+    device: str = choice("auto", Device)
+    dtype: str = choice("bf16", DType)
+    attention: str = choice("auto", Attention)
     fp8: bool = False
     offload: bool = False
     compile: bool = False
-    cache: str = "none"
-    long_video_mode: str = "auto"
-    max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
+    cache: str = choice("none", CacheMode)
+    long_video_mode: str = choice("auto", LongVideoMode)
+    max_audio_seconds: float = bounded(DEFAULT_MAX_AUDIO_SECONDS, 0.1)
     # LoRA adapters as given (`PATH_OR_HUB_FILE[:SCALE]`), and a published recipe of the family.
     lora: tuple[str, ...] = ()
     preset: str | None = None
@@ -59,9 +73,10 @@ class GenerateJob:
     overwrite: bool = False
     # A video portrait: "follow" it window by window, or only its "first-frame"; None: follow a
     # video, and an image has only its first frame.
-    reference_mode: str | None = None
-    loop_mode: str = "pingpong"  # a followed video shorter than the audio: "pingpong" or "freeze"
+    reference_mode: str | None = choice(None, ReferenceMode)
+    loop_mode: str = choice("pingpong", LoopMode)  # a followed video shorter than the audio
     settings: Settings = field(default_factory=Settings)
+    UNUSED_SETTINGS: ClassVar[tuple[str, ...]] = ()
 
     @property
     def portrait_is_video(self) -> bool:
@@ -83,6 +98,7 @@ class ExtendJob:
     append_only: bool = False
     overwrite: bool = False
     settings: Settings = field(default_factory=Settings)
+    UNUSED_SETTINGS: ClassVar[tuple[str, ...]] = ()
 
 
 def require_file(path: Path, option: str) -> None:
@@ -162,10 +178,12 @@ class EditLipsyncJob:
     face_box: str | None = None  # "x,y,w,h", see parse_face_box
     debug_mask: Path | None = None
     allow_no_face: bool = False
-    loop_mode: str = "pingpong"
+    loop_mode: str = choice("pingpong", LoopMode)
     keep_original_audio: bool = False
-    mode: str = "mask"  # "mask": the lower face only; "full-frame": the whole frame, following the video
+    mode: str = choice("mask", EditMode)
     settings: Settings = field(default_factory=Settings)
+    # The edit keeps the source's frame rate, and chains windows by motion frames (edit_lipsync.py).
+    UNUSED_SETTINGS: ClassVar[tuple[str, ...]] = ("fps", "long_video_mode")
 
 
 def parse_face_box(text: str) -> tuple[int, int, int, int]:
@@ -220,6 +238,4 @@ def validate_extend(job: ExtendJob) -> None:
             raise InputError(f"--output {job.output}: would overwrite the {option}")
     check_formats(audio=job.audio, videos=(job.video,))
     validate_settings(job.settings)
-    if job.settings.long_video_mode == "fusion":
-        raise InputError("--long-video-mode fusion cannot continue a video (no motion frames); use auto")
     check_output_path(job.output, overwrite=job.overwrite)

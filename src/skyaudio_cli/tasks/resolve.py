@@ -1,0 +1,149 @@
+"""A request -> one `ResolvedJob`: the model found, its family's defaults merged in, every check that
+needs no weights made. Runs once per job, before anything loads (docs/architecture.md).
+
+The CLI resolves a job before importing any model code, so a wrong combination (HuMo asked to extend
+a video, guidance a release would not run, a portrait missing) is one line in well under a second;
+batch resolves each job before it runs, on the models it has already loaded.
+"""
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from skyaudio_cli.errors import InputError
+from skyaudio_cli.pipeline.family import FamilyDefaults, family_defaults
+from skyaudio_cli.pipeline.modes import FUSION_CANNOT_EXTEND, LongVideoMode
+from skyaudio_cli.tasks.jobs import EditLipsyncJob, ExtendJob, GenerateJob, Settings
+from skyaudio_cli.weights.local_folder import ResolvedModel
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """What the pipeline's `stream` is asked for, with every family default merged in."""
+
+    prompt: str
+    negative_prompt: str
+    keep_prompt: bool
+    resolution: str
+    seed: int
+    steps: int
+    shift: float
+    text_scale: float
+    audio_scale: float
+    long_video_mode: LongVideoMode
+
+    @classmethod
+    def merge(cls, s: Settings, d: FamilyDefaults, mode: LongVideoMode) -> "GenerationConfig":
+        return cls(
+            prompt=s.prompt or d.prompt,
+            negative_prompt=s.negative_prompt or d.negative_prompt,
+            keep_prompt=s.keep_prompt,
+            resolution=s.resolution or d.resolution,
+            seed=s.seed,
+            steps=s.steps or d.steps,
+            shift=s.shift or d.shift_for(s.resolution),
+            text_scale=d.text_scale if s.text_scale is None else s.text_scale,
+            audio_scale=d.audio_scale if s.audio_scale is None else s.audio_scale,
+            long_video_mode=mode,
+        )
+
+    def stream_arguments(self) -> dict[str, Any]:
+        """Keyword arguments of the pipelines' `stream`."""
+        return {
+            "prompt": self.prompt, "negative_prompt": self.negative_prompt, "keep_prompt": self.keep_prompt,
+            "resolution": self.resolution, "seed": self.seed, "steps": self.steps, "shift": self.shift,
+            "text_scale": self.text_scale, "audio_scale": self.audio_scale,
+            "long_video_mode": self.long_video_mode,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ResolvedJob:
+    """One job, ready to run: the request, where its model's files are, and what it will do."""
+
+    task: str
+    job: GenerateJob | ExtendJob | EditLipsyncJob
+    model: ResolvedModel
+    family: FamilyDefaults
+    config: GenerationConfig
+
+    @property
+    def settings(self) -> Settings:
+        return self.job.settings
+
+    @property
+    def is_humo(self) -> bool:
+        return self.family.architecture == "humo"
+
+    @property
+    def can_extend(self) -> bool:
+        """Whether the family continues a video (motion frames: the image-conditioned families)."""
+        return not self.is_humo
+
+    @property
+    def needs_portrait(self) -> bool:
+        """HuMo also renders a person from the prompt alone; the a2v families animate a given face."""
+        return not self.is_humo
+
+    @property
+    def has_image_encoder(self) -> bool:
+        """Conditioned on a reference image (CLIP tokens + the I2V frame), as edit-lipsync needs."""
+        return not self.is_humo
+
+
+def resolve(task: str, job: Any) -> ResolvedJob:
+    """Validate `job` (a `task` job), find its model's files and check it against the family."""
+    from skyaudio_cli.tasks.registry import task_spec
+
+    task_spec(task).validate(job)
+    return resolve_validated(task, job)
+
+
+def resolve_validated(task: str, job: Any) -> ResolvedJob:
+    """`resolve` for a job whose own fields are already validated (batch validates every line first)."""
+    from skyaudio_cli.weights import resolve_model
+
+    s = job.settings
+    model = resolve_model(s.family)
+    family = family_defaults(model.family)
+    family.check_scales(s.text_scale, s.audio_scale)
+    requested = LongVideoMode(s.long_video_mode)
+    mode = LongVideoMode(family.long_video_mode) if requested == LongVideoMode.auto else requested
+    resolved = ResolvedJob(task, job, model, family, GenerationConfig.merge(s, family, mode))
+    mode = _CHECKS[task](resolved, mode)
+    return replace(resolved, config=replace(resolved.config, long_video_mode=mode))
+
+
+def _check_generate(r: ResolvedJob, mode: LongVideoMode) -> LongVideoMode:
+    if r.job.portrait is None and r.needs_portrait:
+        raise InputError(f"--portrait is required for model '{r.model.family}' (it animates a given face)")
+    # Fused windows have no per-window reference frame to follow, except HuMo's (each has its own).
+    if r.job.follows_video and mode == LongVideoMode.fusion and not r.is_humo:
+        raise InputError(
+            f"--reference-mode follow: --long-video-mode fusion gives model '{r.model.family}' no "
+            "per-window reference frame; use --long-video-mode auto or --reference-mode first-frame"
+        )
+    return mode
+
+
+def _check_extend(r: ResolvedJob, mode: LongVideoMode) -> LongVideoMode:
+    if not r.can_extend:
+        raise InputError(
+            f"--model {r.settings.model}: HuMo models cannot continue a video (they have no motion frames); "
+            "use skyreels-v3-a2v or infinitetalk"
+        )
+    if mode == LongVideoMode.fusion:
+        raise InputError(FUSION_CANNOT_EXTEND)
+    return mode
+
+
+def _check_edit_lipsync(r: ResolvedJob, mode: LongVideoMode) -> LongVideoMode:
+    if not r.has_image_encoder:
+        raise InputError(
+            f"--model {r.settings.model}: edit-lipsync needs a family conditioned on a reference image"
+        )
+    # Latent fusion has no per-window hook to hold the source latents; edits chain windows by motion
+    # frames, which every image-conditioned family supports.
+    return LongVideoMode.infinitetalk if mode == LongVideoMode.fusion else mode
+
+
+_CHECKS = {"generate": _check_generate, "extend": _check_extend, "edit-lipsync": _check_edit_lipsync}
