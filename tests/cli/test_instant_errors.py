@@ -113,3 +113,32 @@ def test_make_tiny_into_a_folder_that_is_not_empty(tmp_path):
     result = skyaudio("weights", "make-tiny", tmp_path)
     assert_refused_without_heavy_imports(result, 2, "not empty")
     assert [path.name for path in tmp_path.iterdir()] == ["something"]
+
+
+@pytest.fixture(scope="module")
+def humo_folder(tmp_path_factory):
+    from skyaudio_cli.tiny import make_tiny
+
+    return make_tiny(tmp_path_factory.mktemp("humo") / "humo", layout="humo-1.7b")
+
+
+def test_extend_with_humo_is_refused_before_any_model_code(humo_folder, face_video, speech_wav, tmp_path):
+    result = skyaudio(
+        "extend", "-v", face_video, "-a", speech_wav, "-o", tmp_path / "o.mp4", "-m", humo_folder
+    )
+    assert_refused_without_heavy_imports(result, 2, "cannot continue a video")
+
+
+def test_edit_lipsync_with_humo_is_refused_before_any_model_code(
+    humo_folder, face_video, speech_wav, tmp_path
+):
+    args = ("edit-lipsync", "-v", face_video, "-a", speech_wav, "-o", tmp_path / "o.mp4", "-m", humo_folder)
+    assert_refused_without_heavy_imports(skyaudio(*args), 2, "conditioned on a reference image")
+
+
+def test_edit_lipsync_without_weights_is_refused_before_tracking_faces(face_video, speech_wav, tmp_path):
+    empty_cache = {"HF_HUB_CACHE": str(tmp_path / "empty"), "HF_HUB_OFFLINE": "1"}
+    args = ("edit-lipsync", "-v", face_video, "-a", speech_wav, "-o", tmp_path / "o.mp4")
+    # Faces are tracked by the runner, which imports torch: no torch, no tracking.
+    result = skyaudio(*args, env=empty_cache)
+    assert_refused_without_heavy_imports(result, 3, "skyaudio weights fetch skyreels-v3-a2v")
