@@ -22,7 +22,7 @@ from skyaudio_cli.pipeline import talking_video
 from skyaudio_cli.pipeline.cache import PipelineCache, PipelineKey
 from skyaudio_cli.tasks.generate import run_extend, run_generate
 from skyaudio_cli.tasks.jobs import ExtendJob, GenerateJob, Settings
-from skyaudio_cli.tasks.resolve import resolve
+from skyaudio_cli.tasks.registry import resolve
 
 from .synthetic import tone
 

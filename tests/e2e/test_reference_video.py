@@ -22,7 +22,7 @@ from skyaudio_cli.pipeline.known_latents import KnownLatents
 from skyaudio_cli.pipeline.reference_video import KEYFRAME_SPACING, ReferenceVideo
 from skyaudio_cli.tasks.generate import run_generate
 from skyaudio_cli.tasks.jobs import GenerateJob, Settings
-from skyaudio_cli.tasks.resolve import resolve
+from skyaudio_cli.tasks.registry import resolve
 
 from .fast_vae import FastVAE
 from .synthetic import tone

@@ -13,7 +13,7 @@ from skyaudio_cli.pipeline.modes import LoopMode
 from skyaudio_cli.pipeline.reference_video import ReferenceVideo
 from skyaudio_cli.tasks.edit_lipsync import prepare_edit
 from skyaudio_cli.tasks.jobs import EditLipsyncJob, Settings
-from skyaudio_cli.tasks.resolve import resolve
+from skyaudio_cli.tasks.registry import resolve
 
 pytestmark = pytest.mark.slow
 

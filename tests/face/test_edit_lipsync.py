@@ -10,7 +10,7 @@ from skyaudio_cli.media.video import iter_frames, probe_video
 from skyaudio_cli.pipeline.cache import PipelineCache
 from skyaudio_cli.tasks.edit_lipsync import prepare_edit
 from skyaudio_cli.tasks.jobs import EditLipsyncJob, Settings
-from skyaudio_cli.tasks.resolve import resolve
+from skyaudio_cli.tasks.registry import resolve
 
 pytestmark = pytest.mark.slow
 

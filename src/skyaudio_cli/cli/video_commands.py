@@ -132,8 +132,7 @@ def _run_task(task: str, job, json_output: bool) -> None:
     its model's weights known to be on this machine.
     """
     from skyaudio_cli.pipeline.library_logs import silence_libraries
-    from skyaudio_cli.tasks.registry import task_spec
-    from skyaudio_cli.tasks.resolve import resolve
+    from skyaudio_cli.tasks.registry import resolve, task_spec
 
     resolved = resolve(task, job)
     silence_libraries()

@@ -50,10 +50,6 @@ def bounds_of(owner: type, name: str) -> Bounds:
     return _metadata(owner, name)[_BOUNDS]
 
 
-def choices_of(owner: type, name: str) -> type[StrEnum] | None:
-    return _metadata(owner, name).get(_CHOICES)
-
-
 def problem_with(owner: type, name: str, value: Any) -> str | None:
     """Why `value` is not allowed in field `name` of the dataclass `owner` (by its declared range or
     choices), or None; fields without a declaration allow any value of their type."""

@@ -19,6 +19,7 @@ from skyaudio_cli.tasks.jobs import (
     validate_extend,
     validate_generate,
 )
+from skyaudio_cli.tasks.resolve import ResolvedJob, resolve_validated
 
 # Every task the tool declares; one missing from the registry is "not available yet".
 DECLARED_TASKS = ("generate", "edit-lipsync", "extend")
@@ -42,6 +43,12 @@ def task_spec(name: str) -> TaskSpec:
     if name in DECLARED_TASKS:
         raise NotAvailableError(f'task "{name}" is not available yet in this version')
     raise InputError(f'unknown task "{name}" (use one of: {", ".join(DECLARED_TASKS)})')
+
+
+def resolve(task: str, job: Any) -> ResolvedJob:
+    """Validate `job` (a `task` job), find its model's files and check it against the family."""
+    task_spec(task).validate(job)
+    return resolve_validated(task, job)
 
 
 def _run_generate(resolved, pipelines=None) -> dict:

@@ -90,16 +90,9 @@ class ResolvedJob:
         return not self.is_humo
 
 
-def resolve(task: str, job: Any) -> ResolvedJob:
-    """Validate `job` (a `task` job), find its model's files and check it against the family."""
-    from skyaudio_cli.tasks.registry import task_spec
-
-    task_spec(task).validate(job)
-    return resolve_validated(task, job)
-
-
 def resolve_validated(task: str, job: Any) -> ResolvedJob:
-    """`resolve` for a job whose own fields are already validated (batch validates every line first)."""
+    """Find the model's files of a `task` job whose own fields are validated (registry.resolve, or
+    batch's planning, validates them first) and check the job against the model's family."""
     from skyaudio_cli.weights import resolve_model
 
     s = job.settings
