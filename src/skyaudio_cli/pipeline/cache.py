@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 
 from skyaudio_cli.pipeline.acceleration import Acceleration
+from skyaudio_cli.pipeline.base import VideoPipeline
 from skyaudio_cli.pipeline.dispatch import pipeline_class
-from skyaudio_cli.pipeline.talking_video import TalkingVideoPipeline
 
 
 @dataclass(frozen=True)
@@ -29,14 +29,14 @@ class PipelineCache:
         self.capacity = capacity
         # Seconds spent loading so far: batch results report which job paid for a model load.
         self.load_seconds = 0.0
-        self._loaded: dict[PipelineKey, TalkingVideoPipeline] = {}
+        self._loaded: dict[PipelineKey, VideoPipeline] = {}
 
     def get(
         self,
         key: PipelineKey,
         on_load: Callable[[str], None] | None = None,
         loras: tuple[tuple[Path, float], ...] = (),
-    ) -> TalkingVideoPipeline:
+    ) -> VideoPipeline:
         """The loaded pipeline for `key`, loaded now if need be with `loras` (file, scale) fused into
         the transformer while it loads (a cached pipeline keeps the LoRAs it has: the caller sets them
         with `use_family` / `use_loras`)."""
