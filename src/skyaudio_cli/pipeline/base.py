@@ -2,9 +2,9 @@
 use of either (``VideoPipeline``).
 
 ``PipelineBase`` loads a family's components (the transformer as the family's ``Architecture`` lays
-it out; a CLIP image encoder only where the architecture has one), fuses LoRAs, encodes text, and
-opens the sampling session every denoising loop runs in, so block caches, compiled blocks and
-offloading behave the same under both.
+it out; a CLIP image encoder only where the architecture has one, passed as ``image_encoder``),
+fuses LoRAs, encodes text, and opens the sampling session every denoising loop runs in, so block
+caches, compiled blocks and offloading behave the same under both.
 """
 
 from abc import ABC, abstractmethod
@@ -20,6 +20,7 @@ from PIL import Image
 
 from skyaudio_cli.conditioning.audio_encoders import load_audio_encoder
 from skyaudio_cli.conditioning.audio_features import AudioFeatureEncoder
+from skyaudio_cli.conditioning.image_encoder import ImageEncoder
 from skyaudio_cli.conditioning.text import TextEncoder
 from skyaudio_cli.conditioning.vae import VideoVAE
 from skyaudio_cli.errors import InputError, WeightsError
@@ -192,7 +193,13 @@ class PipelineBase(ABC):
             text_encoder = TextEncoder.from_pretrained(
                 parts["text_encoder"], parts["tokenizer"], device=torch_device, dtype=torch_dtype
             )
-            extra = cls.load_extra_components(parts, step, device=torch_device, dtype=torch_dtype)
+            extra = {}
+            if architecture.has_image_encoder:
+                step("image encoder")
+                path = _require_component(parts, "image_encoder", architecture)
+                extra["image_encoder"] = ImageEncoder.from_pretrained(
+                    path, device=torch_device, dtype=torch_dtype
+                )
             step("audio encoder")
             audio_encoder = load_audio_encoder(
                 parts["audio_encoder"], resolved.audio_encoder, device=torch_device, dtype=torch.float32
@@ -201,18 +208,6 @@ class PipelineBase(ABC):
                 transformer=transformer, vae=vae, text_encoder=text_encoder, audio_encoder=audio_encoder,
                 defaults=defaults, device=torch_device, dtype=torch_dtype, family_loras=recipe, **extra,
             )  # fmt: skip
-
-    @classmethod
-    def load_extra_components(
-        cls,
-        parts: Mapping[str, Path],
-        step: Callable[[str], None],
-        *,
-        device: torch.device,
-        dtype: torch.dtype,
-    ) -> dict[str, Any]:
-        """The constructor arguments of this class's own components, loaded after the text encoder."""
-        return {}
 
     # -- LoRA adapters (fused into the transformer's weights: no cost per step) ------------------
 
@@ -280,7 +275,7 @@ def family_loras(components: Mapping[str, Path], defaults: FamilyDefaults) -> Lo
     return ((components["lora"], defaults.lora_scale),) if "lora" in components else ()
 
 
-def require_component(parts: Mapping[str, Path], name: str, architecture: Architecture) -> Path:
+def _require_component(parts: Mapping[str, Path], name: str, architecture: Architecture) -> Path:
     """The component path, or one WeightsError line: the family's architecture needs it."""
     if name not in parts:
         raise WeightsError(f"model folder has no {name} component, which {architecture} models need")

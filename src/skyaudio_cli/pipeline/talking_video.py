@@ -15,8 +15,7 @@ prepare_condition / prepare_latents -> denoise (one window) -> decode; the windo
 windows into a video of any length live in long_video.py.
 """
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -39,7 +38,6 @@ from skyaudio_cli.pipeline.base import (
     ProgressFn,
     VideoStream,
     family_loras,
-    require_component,
 )
 from skyaudio_cli.pipeline.buckets import pick_size
 from skyaudio_cli.pipeline.conditioning import (
@@ -77,19 +75,6 @@ class TalkingVideoPipeline(PipelineBase):
     def __init__(self, *, image_encoder: ImageEncoder, **components) -> None:
         super().__init__(**components)
         self.image_encoder = image_encoder
-
-    @classmethod
-    def load_extra_components(
-        cls,
-        parts: Mapping[str, Path],
-        step: Callable[[str], None],
-        *,
-        device: torch.device,
-        dtype: torch.dtype,
-    ) -> dict[str, ImageEncoder]:
-        step("image encoder")
-        path = require_component(parts, "image_encoder", Architecture.a2v)
-        return {"image_encoder": ImageEncoder.from_pretrained(path, device=device, dtype=dtype)}
 
     @property
     def frames_per_window(self) -> int:
