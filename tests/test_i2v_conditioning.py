@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -6,6 +7,8 @@ from skyaudio_cli.pipeline.conditioning import (
     latent_frame_count,
     padded_frame_count,
     reference_video,
+    to_signed,
+    to_uint8,
 )
 
 
@@ -45,3 +48,20 @@ def test_reference_video_zero_after_first_frame():
     video = reference_video(ref, 5)
     assert torch.equal(video[:, :, 0], ref[:, :, 0])
     assert torch.count_nonzero(video[:, :, 1:]) == 0
+
+
+def test_pixel_conversions_are_x_over_127_5_minus_1_and_its_rounded_inverse():
+    values = torch.arange(256, dtype=torch.uint8)
+    signed = to_signed(values)
+    expected = np.arange(256, dtype=np.float32) / np.float32(127.5) - np.float32(1.0)
+    assert signed.dtype == torch.float32 and np.array_equal(signed.numpy(), expected)
+    # The other op order differs in the last bit for some values: the pipelines' numbers depend on it.
+    assert not np.array_equal((np.arange(256, dtype=np.float32) - 127.5) / np.float32(127.5), expected)
+    frames = signed.view(1, 1, 16, 16).expand(2, 3, 16, 16)  # [n, 3, H, W]
+    back = to_uint8(frames)
+    assert back.shape == (2, 16, 16, 3) and back.dtype == np.uint8
+    assert np.array_equal(back[1, :, :, 2].ravel(), np.arange(256))  # exact round trip
+    assert to_uint8(torch.tensor([-3.0, 3.0]).view(1, 1, 1, 2).expand(1, 3, 1, 2))[0, 0].tolist() == [
+        [0, 0, 0],
+        [255, 255, 255],
+    ]

@@ -12,10 +12,10 @@ from pathlib import Path
 from skyaudio_cli.errors import InputError
 
 TINY_FAMILY = "tiny-random"
-TINY_HUMO_FAMILY = "tiny-humo"
-# HuMo layouts: the 17B's 36-channel DiT in sharded safetensors, the 1.7B's 16-channel one in ema.pth.
-HUMO_IN_CHANNELS = {"humo-17b": 36, "humo-1.7b": 16}
-LAYOUTS = ("skyreels-v3-a2v", "infinitetalk", *HUMO_IN_CHANNELS)
+# HuMo layouts, each written as the tiny family of its architecture (which sets the DiT's input
+# channels: the 17B's 36 in sharded safetensors, the 1.7B's 16 in ema.pth).
+HUMO_FAMILIES = {"humo-17b": "tiny-humo", "humo-1.7b": "tiny-humo-1.7b"}
+LAYOUTS = ("skyreels-v3-a2v", "infinitetalk", *HUMO_FAMILIES)
 
 TEXT_DIM = 32
 IMAGE_DIM = 32
@@ -37,8 +37,8 @@ def make_tiny(dest: Path, *, layout: str = "skyreels-v3-a2v", seed: int = 0) -> 
     from skyaudio_cli.weights import write_local_model
 
     dest.mkdir(parents=True, exist_ok=True)
-    if layout in HUMO_IN_CHANNELS:
-        return _make_tiny_humo(dest, HUMO_IN_CHANNELS[layout], seed)
+    if layout in HUMO_FAMILIES:
+        return _make_tiny_humo(dest, HUMO_FAMILIES[layout], seed)
 
     transformer_sources = write_tiny_transformer(
         dest / "transformer",
@@ -82,22 +82,23 @@ def check_destination(dest: Path, layout: str) -> None:
 
 def tiny_family(layout: str) -> str:
     """The family a tiny model of `layout` is written as (it picks the pipeline and its defaults)."""
-    return TINY_HUMO_FAMILY if layout in HUMO_IN_CHANNELS else TINY_FAMILY
+    return HUMO_FAMILIES.get(layout, TINY_FAMILY)
 
 
-def _make_tiny_humo(dest: Path, in_channels: int, seed: int) -> Path:
+def _make_tiny_humo(dest: Path, family: str, seed: int) -> Path:
     """HuMo layout: no CLIP image encoder, Whisper audio features (5 layer groups)."""
     from skyaudio_cli.conditioning.text import make_tiny_text_encoder
     from skyaudio_cli.conditioning.vae import make_tiny_vae
     from skyaudio_cli.conditioning.whisper_encoder import make_tiny_whisper
     from skyaudio_cli.model.tiny import write_tiny_humo_transformer
+    from skyaudio_cli.pipeline.family import family_defaults
     from skyaudio_cli.weights import write_local_model
 
     transformer = write_tiny_humo_transformer(
         dest / "transformer",
         text_dim=TEXT_DIM,
         audio_channels=WHISPER_CHANNELS,
-        in_channels=in_channels,
+        in_channels=family_defaults(family).variant.transformer_in_channels,
         seed=seed,
     )
     make_tiny_vae(dest / "vae", seed=seed)
@@ -105,5 +106,5 @@ def _make_tiny_humo(dest: Path, in_channels: int, seed: int) -> Path:
     make_tiny_whisper(dest / "audio_encoder", d_model=WHISPER_CHANNELS, layers=WHISPER_LAYERS, seed=seed)
     components = {name: name for name in ("vae", "text_encoder", "tokenizer", "audio_encoder")}
     components["transformer"] = transformer.relative_to(dest).as_posix()
-    write_local_model(dest, family=TINY_HUMO_FAMILY, audio_encoder="whisper", components=components)
+    write_local_model(dest, family=family, audio_encoder="whisper", components=components)
     return dest

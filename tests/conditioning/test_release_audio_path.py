@@ -104,7 +104,7 @@ def test_padding_the_samples_would_shift_the_features(wav2vec2, speech_wav):
     assert difference.max() > 1e-3
 
 
-@pytest.mark.parametrize("family", ["humo-17b", "humo-1.7b", "tiny-humo"])
+@pytest.mark.parametrize("family", ["humo-17b", "humo-1.7b", "tiny-humo", "tiny-humo-1.7b"])
 def test_humo_families_feed_whisper_the_samples_at_their_own_level(speech_wav, family):
     speech = at_family_loudness(load_speech(speech_wav, 3600.0), family_defaults(family))
     np.testing.assert_array_equal(speech[:], load_audio(speech_wav))

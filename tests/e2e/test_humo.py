@@ -34,7 +34,8 @@ def test_cli_text_only_and_portrait_modes_write_mp4_matching_audio(
              "--steps", "2", *extra])  # fmt: skip
         assert code == 0, stderr
         result = json.loads(stdout)
-        assert result["model"] == "tiny-humo"
+        # Each layout is written as the tiny family of its architecture.
+        assert result["model"] == {"humo-17b": "tiny-humo", "humo-1.7b": "tiny-humo-1.7b"}[humo_model.name]
         info = probe_video(out)
         assert info.has_audio and info.fps == 25 and (info.width, info.height) == (64, 64)
         assert info.num_frames == math.ceil(SHORT / 16000 * 25) == result["frames"]
@@ -57,7 +58,7 @@ def test_reference_enters_as_the_layout_requires(humo_pipe, portrait_image):
     reference = humo_pipe.encode_portrait(portrait_image, 64, 64)
     latents = torch.randn(1, 16, 5, 8, 8)
     # humo-17b: concat(mask4, zero-video latents with the reference last)
-    if humo_pipe.appends_masked_condition:
+    if humo_pipe.architecture.masked_condition:
         with_reference, without = humo_pipe.masked_conditions(reference, 4)
         zero_video = humo_pipe.vae.encode(torch.zeros(1, 3, 17, 64, 64))
         for condition in (with_reference, without):
@@ -92,7 +93,7 @@ def test_passes_of_a_step_run_as_one_batched_forward(humo_pipe, portrait_image, 
     monkeypatch.setattr(humo_pipe.transformer, "forward", spy)
     with_portrait = humo_pipe(portrait=portrait_image, audio=speech, resolution="64x64", steps=2).frames
     text_only = humo_pipe(portrait=None, audio=speech, resolution="64x64", steps=2).frames
-    passes_with_portrait = 3 if humo_pipe.appends_masked_condition else 4
+    passes_with_portrait = 3 if humo_pipe.architecture.masked_condition else 4
     assert batches == [passes_with_portrait] * 2 + [3] * 2
     assert timesteps == [999.0, 833.0] * 2  # UniPC's integer timesteps; the first is above the switch
     assert with_portrait.shape == text_only.shape == (13, 64, 64, 3)

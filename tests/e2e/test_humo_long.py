@@ -75,7 +75,9 @@ def test_every_window_sees_the_reference_and_its_global_audio_windows(
         for a in heard:
             torch.testing.assert_close(a[:-1], everywhere[window.start : window.stop], rtol=0, atol=0)
             assert a[-1].abs().max() == 0  # the reference frame hears silence
-        if humo_pipe.appends_masked_condition:  # 4 mask channels (1 on the reference frame), then latents
+        if (
+            humo_pipe.architecture.masked_condition
+        ):  # 4 mask channels (1 on the reference frame), then latents
             mask = hidden[:, 16:20]
             assert mask[:, :, :-1].abs().max() == 0 and (mask[:, :, -1] == 1).all()
             extra = hidden[:, 20:, -1]

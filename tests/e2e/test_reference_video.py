@@ -237,7 +237,7 @@ def test_humo_fused_windows_take_their_reference_latent_from_the_source(humo_pip
         frame = Image.fromarray(decoded[expected_source(start, 30, 30, "pingpong")])
         reference = humo_pipe.encode_portrait(frame, 64, 64)[0, :, 0]
         # humo-17b: after 16 noise + 4 mask channels; humo-1.7b: the extra latent frame itself.
-        extra = hidden[:, 20:, -1] if humo_pipe.appends_masked_condition else hidden[:, :, -1]
+        extra = hidden[:, 20:, -1] if humo_pipe.architecture.masked_condition else hidden[:, :, -1]
         assert any(torch.equal(e, reference) for e in extra), f"window at frame {start}"
     other = humo_pipe.encode_portrait(Image.fromarray(decoded[0]), 64, 64)[0, :, 0]
     assert not torch.equal(other, humo_pipe.encode_portrait(Image.fromarray(decoded[20]), 64, 64)[0, :, 0])

@@ -5,9 +5,16 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from skyaudio_cli.errors import WeightsError
-from skyaudio_cli.model.checkpoint import infer_config, is_audio_key, load_transformer, model_key_names
+from skyaudio_cli.model.checkpoint import (
+    TransformerLayout,
+    infer_config,
+    is_audio_key,
+    load_transformer,
+    model_key_names,
+)
 from skyaudio_cli.model.cost import RELEASE_DIMS as RELEASE_14B
-from skyaudio_cli.model.tiny import original_key_shapes, write_tiny_transformer
+from skyaudio_cli.model.humo_transformer import HumoTransformer3DModel
+from skyaudio_cli.model.tiny import original_key_shapes, write_tiny_humo_transformer, write_tiny_transformer
 from skyaudio_cli.model.transformer import AudioWanTransformer3DModel
 
 # Per block: self_attn q/k/v/o (8) + norm_q/norm_k (2); cross_attn q/k/v/o/k_img/v_img (12) + 3 norms;
@@ -139,3 +146,20 @@ def test_missing_or_foreign_sources_are_weights_errors(tmp_path):
     (tmp_path / "broken.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(WeightsError, match="not a readable safetensors file"):
         load_transformer(tmp_path / "broken.safetensors")
+
+
+def test_a_layout_given_by_the_family_builds_that_model_and_refuses_other_weights(tmp_path, tiny_sources):
+    a2v = TransformerLayout(humo=False, in_channels=36)
+    assert type(load_transformer(tiny_sources, dtype=torch.float32, layout=a2v)) is AudioWanTransformer3DModel
+    with pytest.raises(WeightsError, match=r"a2v \(SkyReels-V3 / InfiniteTalk\) transformer weights, but the "
+                       r"model family is HuMo"):  # fmt: skip
+        load_transformer(
+            tiny_sources, dtype=torch.float32, layout=TransformerLayout(humo=True, in_channels=36)
+        )
+    humo_16 = write_tiny_humo_transformer(tmp_path / "humo", in_channels=16)
+    model = load_transformer(
+        humo_16, dtype=torch.float32, layout=TransformerLayout(humo=True, in_channels=16)
+    )
+    assert type(model) is HumoTransformer3DModel
+    with pytest.raises(WeightsError, match="takes 16 input channels, but the model family's layout has 36"):
+        load_transformer(humo_16, dtype=torch.float32, layout=TransformerLayout(humo=True, in_channels=36))

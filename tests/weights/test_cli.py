@@ -52,7 +52,7 @@ def test_list_json() -> None:
     # A family's presets are families of their own, listed after it: its components plus the LoRA.
     presets = ["infinitetalk-lightx2v", "infinitetalk-fusionx"]
     hub_families = ["skyreels-v3-a2v", "infinitetalk", *presets, "humo-17b", "humo-1.7b"]
-    assert list(rows) == [*hub_families, "tiny-random", "tiny-humo"]
+    assert list(rows) == [*hub_families, "tiny-random", "tiny-humo", "tiny-humo-1.7b"]
     for preset in presets:
         assert 0.3e9 < rows[preset]["size_bytes"] - rows["infinitetalk"]["size_bytes"] < 0.4e9
     assert [name for name, row in rows.items() if row["default"]] == ["skyreels-v3-a2v"]

@@ -22,9 +22,9 @@ HUB_FAMILIES = ["skyreels-v3-a2v", "infinitetalk", *PRESETS, "humo-17b", "humo-1
 
 def test_packaged_manifest_families() -> None:
     manifest = load_manifest()
-    assert list(manifest.models) == [*HUB_FAMILIES, "tiny-random", "tiny-humo"]
+    assert list(manifest.models) == [*HUB_FAMILIES, "tiny-random", "tiny-humo", "tiny-humo-1.7b"]
     assert manifest.default == "skyreels-v3-a2v"
-    for tiny in ("tiny-random", "tiny-humo"):
+    for tiny in ("tiny-random", "tiny-humo", "tiny-humo-1.7b"):
         assert manifest.models[tiny].generated and not manifest.models[tiny].components
     audio = {name: spec.audio_encoder for name, spec in manifest.models.items()}
     assert audio == {
@@ -36,6 +36,7 @@ def test_packaged_manifest_families() -> None:
         "humo-1.7b": "whisper",
         "tiny-random": "wav2vec2",
         "tiny-humo": "whisper",
+        "tiny-humo-1.7b": "whisper",
     }
 
 
@@ -133,7 +134,7 @@ def test_unknown_model_names_the_known_ones() -> None:
         get_model("wan-9000")
     assert str(unknown.value) == (
         "unknown model 'wan-9000'; known: skyreels-v3-a2v, infinitetalk, infinitetalk-lightx2v, "
-        "infinitetalk-fusionx, humo-17b, humo-1.7b, tiny-random, tiny-humo"
+        "infinitetalk-fusionx, humo-17b, humo-1.7b, tiny-random, tiny-humo, tiny-humo-1.7b"
     )
 
 

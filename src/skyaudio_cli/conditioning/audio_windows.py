@@ -6,10 +6,11 @@ what lies beyond the ends of the audio: wav2vec2 families repeat the edge frame,
 
 import torch
 
+from skyaudio_cli.conditioning.vae import TEMPORAL_STRIDE
+
 HUMO_WINDOW = 8
 # HuMo's latent 0 covers one video frame, so of its 8 slots only the last 5 (frames -2..+2) are audio.
 _HUMO_FIRST_LATENT_ZEROS = 3
-_VAE_TIME_STRIDE = 4
 # Latent i >= 1 covers frames 4i-3..4i; its window starts 2 frames of context earlier, at 4i-5.
 _HUMO_WINDOW_START = -5
 
@@ -43,7 +44,7 @@ def humo_latent_windows(
     # frames f-5..f-3 in the first 3 slots, which HuMo blanks.
     latent = torch.arange(first_latent, first_latent + num_latent_frames, device=features.device)[:, None]
     slot = torch.arange(HUMO_WINDOW, device=features.device)[None]
-    frame_index = first_frame + _VAE_TIME_STRIDE * latent + _HUMO_WINDOW_START + slot
+    frame_index = first_frame + TEMPORAL_STRIDE * latent + _HUMO_WINDOW_START + slot
     blanked = (latent == 0) & (slot < _HUMO_FIRST_LATENT_ZEROS)
 
     # Row 0 of the padded table is the zero row every out-of-range index is sent to.
@@ -55,5 +56,5 @@ def humo_latent_windows(
 def humo_window_frames(first_latent: int, stop_latent: int) -> range:
     """The video frames the windows of latents [first_latent, stop_latent) read (not yet cut to the
     audio's frames), so a long video encodes and passes only those."""
-    first = _VAE_TIME_STRIDE * first_latent + _HUMO_WINDOW_START
-    return range(first, _VAE_TIME_STRIDE * (stop_latent - 1) + _HUMO_WINDOW_START + HUMO_WINDOW)
+    first = TEMPORAL_STRIDE * first_latent + _HUMO_WINDOW_START
+    return range(first, TEMPORAL_STRIDE * (stop_latent - 1) + _HUMO_WINDOW_START + HUMO_WINDOW)

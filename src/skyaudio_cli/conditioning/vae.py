@@ -26,6 +26,8 @@ from skyaudio_cli.conditioning.checkpoint_files import (
 )
 from skyaudio_cli.errors import WeightsError
 
+# Wan2.1's VAE: latent frame 0 holds pixel frame 0, every later one 4 frames (so videos are 1 + 4k
+# frames long); 8 x 8 pixels per latent. Planners without a VAE at hand import these.
 TEMPORAL_STRIDE = 4
 SPATIAL_STRIDE = 8
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from skyaudio_cli.conditioning.vae import SPATIAL_STRIDE, TEMPORAL_STRIDE
 from skyaudio_cli.face.geometry import Box
 
 # The lower-face ellipse in face-box units (Haar box: brows at ~0.25, eyes at ~0.4, mouth at ~0.78,
@@ -24,9 +25,6 @@ FEATHER = 0.25
 # frame's short side.
 USER_MASK_DILATE = 0.005
 USER_MASK_FEATHER = 0.015
-# Latent cells are 8x8 pixels, latent frames 4 pixel frames (the first latent: 1 frame).
-LATENT_STRIDE = 8
-LATENT_FRAME_STRIDE = 4
 
 
 def lower_face_mask(face: Box, width: int, height: int) -> np.ndarray:
@@ -80,12 +78,12 @@ def latent_mask(pixel_masks: np.ndarray) -> np.ndarray:
     regenerated latents too and the feathered composite has nothing stale to blend in.
     """
     frames, height, width = pixel_masks.shape
-    if (frames - 1) % LATENT_FRAME_STRIDE or height % LATENT_STRIDE or width % LATENT_STRIDE:
+    if (frames - 1) % TEMPORAL_STRIDE or height % SPATIAL_STRIDE or width % SPATIAL_STRIDE:
         raise ValueError(f"masks must be [1 + 4k, 8m, 8n], got {pixel_masks.shape}")
     active = pixel_masks > 0
-    groups = np.concatenate([np.repeat(active[:1], LATENT_FRAME_STRIDE, axis=0), active[1:]])
+    groups = np.concatenate([np.repeat(active[:1], TEMPORAL_STRIDE, axis=0), active[1:]])
     groups = groups.reshape(
-        -1, LATENT_FRAME_STRIDE, height // LATENT_STRIDE, LATENT_STRIDE, width // LATENT_STRIDE, LATENT_STRIDE
+        -1, TEMPORAL_STRIDE, height // SPATIAL_STRIDE, SPATIAL_STRIDE, width // SPATIAL_STRIDE, SPATIAL_STRIDE
     )
     cells = groups.any(axis=(1, 3, 5)).astype(np.uint8)
     kernel = np.ones((3, 3), np.uint8)

@@ -174,6 +174,30 @@ def _file_config(config_files: list[Path]) -> dict[str, Any]:
     return merged
 
 
+@dataclass(frozen=True)
+class TransformerLayout:
+    """What the caller's family says the checkpoint is: HuMo's audio modules or the a2v ones, and the
+    patch embedding's input channels. The loader builds that model and refuses weights of another."""
+
+    humo: bool
+    in_channels: int
+
+
+def _check_layout(expected: TransformerLayout, shapes: dict[str, tuple[int, ...]], source: str) -> None:
+    kinds = {True: "HuMo", False: "a2v (SkyReels-V3 / InfiniteTalk)"}
+    if is_humo_layout(shapes) != expected.humo:
+        raise WeightsError(
+            f"{source}: {kinds[is_humo_layout(shapes)]} transformer weights, but the model family is "
+            f"{kinds[expected.humo]}"
+        )
+    in_channels = shapes["patch_embedding.weight"][1]
+    if in_channels != expected.in_channels:
+        raise WeightsError(
+            f"{source}: the transformer takes {in_channels} input channels, but the model family's "
+            f"layout has {expected.in_channels}"
+        )
+
+
 def is_humo_layout(shapes: dict[str, tuple[int, ...]]) -> bool:
     """HuMo's single audio MLP has no separate branch for later latent frames (a2v's ``proj1_vf``)."""
     return "audio_proj.proj1.weight" in shapes and "audio_proj.proj1_vf.weight" not in shapes
@@ -331,6 +355,7 @@ def load_transformer(
     config: dict[str, Any] | None = None,
     before_weights: Callable[[AudioWanTransformer3DModel], None] | None = None,
     adapters: Sequence[tuple[Path, float]] = (),
+    layout: TransformerLayout | None = None,
 ) -> AudioWanTransformer3DModel:
     """Build ``AudioWanTransformer3DModel`` from released weights, cast once to ``dtype`` on ``device``.
 
@@ -344,6 +369,8 @@ def load_transformer(
     beyond the mapped pages, which the kernel can drop.
     ``adapters``: LoRA files with their scales, fused into the weights as they are read (see
     ``set_adapters`` to change them later).
+    ``layout``: the model the family says this is (its class is built, and other weights are refused);
+    without it (training, tests) the audio keys tell which class to build.
     """
     weight_files, config_files = resolve_checkpoint(files)
     source = ", ".join(str(path) for path in weight_files)
@@ -354,8 +381,11 @@ def load_transformer(
         shapes = {name: _stored_shape(located[key][0], key) for name, key in names.items()}
         hints = {**_file_config(config_files), **(config or {})}
         model_config = {**infer_config(shapes, hints, source), **(config or {})}
+        if layout is not None:  # after infer_config: it names any key the check would read
+            _check_layout(layout, shapes, source)
 
-        model_class = HumoTransformer3DModel if is_humo_layout(shapes) else AudioWanTransformer3DModel
+        humo = is_humo_layout(shapes) if layout is None else layout.humo
+        model_class = HumoTransformer3DModel if humo else AudioWanTransformer3DModel
         with torch.device("meta"):
             model = model_class(**model_config)
         _check_keys_strictly(model.state_dict(), names, located, source)

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from skyaudio_cli.errors import InputError
-from skyaudio_cli.model.checkpoint import load_transformer
+from skyaudio_cli.model.checkpoint import TransformerLayout, load_transformer
 from skyaudio_cli.model.transformer import AudioWanTransformer3DModel
 from skyaudio_cli.pipeline import parallel
 from skyaudio_cli.pipeline.modes import CacheMode
@@ -64,19 +64,22 @@ def load_accelerated_transformer(
     acceleration: Acceleration,
     num_steps: int,
     adapters: Sequence[tuple[Path, float]] = (),
+    layout: TransformerLayout | None = None,
 ) -> AudioWanTransformer3DModel:
     """Load the DiT and apply the attention backend and every requested mode, in a working order.
 
     Order matters: FP8 is declared before weights are read; the attention backend before sequence
     parallel (which checks it) and before compiling; offloading hooks before compiling, so the
     compiled blocks see their weights already on the device. LoRA ``adapters`` are fused while the
-    weights are read, before FP8 quantisation and before the weights are offloaded.
+    weights are read, before FP8 quantisation and before the weights are offloaded. ``layout``: the
+    family's transformer layout, which the checkpoint must have.
     """
     before_weights = _declare_fp8_storage(dtype) if acceleration.fp8 else None
     load_device = torch.device("cpu") if acceleration.offload else device
     transformer = load_transformer(
-        files, device=load_device, dtype=dtype, before_weights=before_weights, adapters=adapters
-    )
+        files, device=load_device, dtype=dtype, before_weights=before_weights, adapters=adapters,
+        layout=layout,
+    )  # fmt: skip
     transformer.set_attention_backend(attention)
     if parallel.launched_by_torchrun():
         parallel.enable_sequence_parallel(transformer)

@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 
 from skyaudio_cli.pipeline.acceleration import Acceleration
-from skyaudio_cli.pipeline.dispatch import pipeline_class
-from skyaudio_cli.pipeline.talking_video import TalkingVideoPipeline
+from skyaudio_cli.pipeline.base import VideoPipeline
+from skyaudio_cli.pipeline.dispatch import PipelineClass
 
 
 @dataclass(frozen=True)
@@ -29,24 +29,25 @@ class PipelineCache:
         self.capacity = capacity
         # Seconds spent loading so far: batch results report which job paid for a model load.
         self.load_seconds = 0.0
-        self._loaded: dict[PipelineKey, TalkingVideoPipeline] = {}
+        self._loaded: dict[PipelineKey, VideoPipeline] = {}
 
     def get(
         self,
         key: PipelineKey,
+        pipeline_class: PipelineClass,
         on_load: Callable[[str], None] | None = None,
         loras: tuple[tuple[Path, float], ...] = (),
-    ) -> TalkingVideoPipeline:
-        """The loaded pipeline for `key`, loaded now if need be with `loras` (file, scale) fused into
-        the transformer while it loads (a cached pipeline keeps the LoRAs it has: the caller sets them
-        with `use_family` / `use_loras`)."""
+    ) -> VideoPipeline:
+        """The loaded pipeline for `key`, loaded now if need be by `pipeline_class` (the family's, from
+        ``dispatch.pipeline_for``) with `loras` (file, scale) fused into the transformer while it loads
+        (a cached pipeline keeps the LoRAs it has: the caller sets them with `use_family` / `use_loras`)."""
         if key not in self._loaded:
             # Evict before loading: two 19B models do not fit side by side on one GPU.
             while len(self._loaded) >= self.capacity:
                 self._loaded.pop(next(iter(self._loaded)))
                 release_memory()
             started = time.monotonic()
-            self._loaded[key] = pipeline_class(key.model).from_pretrained(
+            self._loaded[key] = pipeline_class.from_pretrained(
                 key.model, device=key.device, dtype=key.dtype, attention=key.attention,
                 acceleration=key.acceleration, on_load=on_load, loras=loras,
             )  # fmt: skip

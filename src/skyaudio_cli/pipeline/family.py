@@ -2,6 +2,7 @@
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 
 from skyaudio_cli.errors import InputError
 
@@ -27,6 +28,50 @@ DEFAULT_PROMPT = "A person talks to the camera with natural facial expressions a
 _LUFS = re.compile(r"^(-?\d+(?:\.\d+)?) LUFS$")
 
 
+class Architecture(StrEnum):
+    """The model a family runs (weights.toml's ``architecture``): the one place the pipeline class,
+    the components loaded, the transformer's input layout and the modes offered are decided from.
+    Checkpoint shapes are only checked against it (``model.checkpoint.TransformerLayout``)."""
+
+    # Wan2.1-I2V + audio cross-attention (SkyReels-V3, InfiniteTalk): CLIP tokens of the reference and
+    # the I2V condition concat(mask4, latents16) next to the noise; motion frames chain windows.
+    a2v = "a2v"
+    # humo-17b: the reference is an extra latent frame seen through concat(mask4, condition16).
+    humo_masked_condition = "humo-masked-condition"
+    # humo-1.7b: the reference is written straight into the extra latent frame (16 input channels).
+    humo_reference_latents = "humo-reference-latents"
+
+    @property
+    def is_humo(self) -> bool:
+        """HuMo's pipeline: VAE reference latents, an optional portrait, UniPC, latent fusion."""
+        return self is not Architecture.a2v
+
+    @property
+    def has_image_encoder(self) -> bool:
+        """Conditions on CLIP image tokens (HuMo families ship no image encoder)."""
+        return self is Architecture.a2v
+
+    @property
+    def can_extend(self) -> bool:
+        """Has motion-frame conditioning, so it can continue a video."""
+        return self is Architecture.a2v
+
+    @property
+    def needs_portrait(self) -> bool:
+        """Every video starts from a reference image (HuMo can run from text and audio alone)."""
+        return self is Architecture.a2v
+
+    @property
+    def masked_condition(self) -> bool:
+        """The transformer input carries concat(mask4, condition16) channels after the noise."""
+        return self is not Architecture.humo_reference_latents
+
+    @property
+    def transformer_in_channels(self) -> int:
+        """Noise latents (16), plus the mask (4) and condition latents (16) where there are any."""
+        return 36 if self.masked_condition else 16
+
+
 @dataclass(frozen=True)
 class FamilyDefaults:
     family: str
@@ -38,8 +83,7 @@ class FamilyDefaults:
     text_scale: float
     audio_scale: float
     resolution: str
-    # "humo": HuMo's pipeline (reference latents, optional portrait, UniPC); otherwise the a2v one.
-    architecture: str = "a2v"
+    variant: Architecture = Architecture.a2v  # weights.toml's `architecture`
     image_scale: float = 1.0
     guidance_switch_timestep: float | None = None
     # Long video: "skyreels" / "infinitetalk" chain windows by motion frames (`motion_frames` of them,
@@ -102,7 +146,7 @@ def family_defaults(family: str) -> FamilyDefaults:
         long_video_mode=str(d.get("long_video", "fusion")),
         motion_frames=int(d.get("motion_frames", 5)),
         fusion_overlap=int(d.get("fusion_overlap_latents", 5)),
-        architecture=str(d.get("architecture", "a2v")),
+        variant=Architecture(str(d.get("architecture", Architecture.a2v))),
         image_scale=float(d.get("image_guidance", 1.0)),
         guidance_switch_timestep=(
             float(d["guidance_switch_timestep"]) if "guidance_switch_timestep" in d else None

@@ -39,18 +39,19 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from skyaudio_cli.conditioning.audio_features import num_video_frames, require_mono
+from skyaudio_cli.conditioning.audio_features import SAMPLE_RATE, num_video_frames, require_mono
 from skyaudio_cli.conditioning.audio_windows import humo_latent_windows, humo_window_frames
 from skyaudio_cli.errors import InputError
 from skyaudio_cli.media.audio import Wave, audio_duration
-from skyaudio_cli.pipeline.acceleration import denoising_session, window_cache
 from skyaudio_cli.pipeline.audio_stream import WhisperFeatureStream, feature_stream
+from skyaudio_cli.pipeline.base import PipelineBase, ProgressFn, VideoStream
 from skyaudio_cli.pipeline.buckets import pick_size
-from skyaudio_cli.pipeline.conditioning import latent_frame_count, padded_frame_count
+from skyaudio_cli.pipeline.conditioning import latent_frame_count, padded_frame_count, to_signed, to_uint8
+from skyaudio_cli.pipeline.family import Architecture
 from skyaudio_cli.pipeline.fusion import fused_sample
-from skyaudio_cli.pipeline.long_video import VAE_TIME_STRIDE, LongVideoMode, decode_latent_stream, to_uint8
+from skyaudio_cli.pipeline.long_video import decode_latent_stream
+from skyaudio_cli.pipeline.modes import LongVideoMode
 from skyaudio_cli.pipeline.reference_video import FollowedFrames, ReferenceVideo
-from skyaudio_cli.pipeline.talking_video import SAMPLE_RATE, ProgressFn, TalkingVideoPipeline, VideoStream
 from skyaudio_cli.pipeline.windows import LatentWindow, plan_latent_windows
 from skyaudio_cli.sampling.flow_euler import euler_step
 from skyaudio_cli.sampling.humo_guidance import Condition, HumoGuidance
@@ -61,7 +62,6 @@ LETTERBOX_FILL = (255, 255, 255)
 # Without a portrait the release renders its 16:9 size (1280x720 / 832x480).
 TEXT_ONLY_SIZE = (16, 9)
 _MASK_CHANNELS = 4
-_MASKED_CONDITION_CHANNELS = 36
 
 Velocity = Callable[[torch.Tensor, float], torch.Tensor]
 MaskedConditions = Callable[[int], tuple[torch.Tensor, torch.Tensor]]
@@ -80,13 +80,11 @@ class HumoConditions:
     condition_without_reference: torch.Tensor | None = None
 
 
-class HumoPipeline(TalkingVideoPipeline):
-    """Loaded like the a2v pipeline (``from_pretrained``); ``stream``/``__call__`` for any length."""
+class HumoPipeline(PipelineBase):
+    """``from_pretrained`` loads a HuMo family (no image encoder); ``stream``/``__call__`` for any
+    length. Its ``architecture`` tells the two layouts apart (``masked_condition``: humo-17b's)."""
 
-    @property
-    def appends_masked_condition(self) -> bool:
-        """humo-17b's layout (mask + condition channels) versus humo-1.7b's (reference in the latents)."""
-        return self.transformer.config.in_channels == _MASKED_CONDITION_CHANNELS
+    architectures = frozenset({Architecture.humo_masked_condition, Architecture.humo_reference_latents})
 
     @torch.no_grad()
     def encode_portrait(self, portrait: Image.Image | None, width: int, height: int) -> torch.Tensor:
@@ -94,10 +92,8 @@ class HumoPipeline(TalkingVideoPipeline):
         stride = self.vae.spatial_stride
         if portrait is None:
             return torch.zeros(1, self.vae.z_dim, 1, height // stride, width // stride, device=self.device)
-        fitted = letterbox(portrait, width, height)
-        pixels = torch.from_numpy(np.asarray(fitted, dtype=np.float32)).permute(2, 0, 1)
-        pixels = (pixels[None, :, None] / 127.5 - 1.0).to(self.device)
-        return self.vae.encode(pixels)
+        fitted = torch.from_numpy(np.array(letterbox(portrait, width, height))).permute(2, 0, 1)
+        return self.vae.encode(to_signed(fitted[None, :, None]).to(self.device))
 
     def encode_audio_windows(self, features: WhisperFeatureStream, latent_frames: int) -> torch.Tensor:
         """[1, latent_frames + 1, 8, 5, 1280]: HuMo's per-latent windows over all the audio's rows,
@@ -164,7 +160,7 @@ class HumoPipeline(TalkingVideoPipeline):
         ``masked_conditions(F_lat)`` gives humo-17b's condition channels (cached by the caller: a
         long video's windows share one length, so the zero video is encoded once)."""
         conditions = HumoConditions(text=text, negative_text=negative_text, audio=audio, reference=reference)
-        if self.appends_masked_condition:
+        if self.architecture.masked_condition:
             conditions.condition, conditions.condition_without_reference = masked_conditions(
                 audio.shape[1] - 1
             )
@@ -172,7 +168,7 @@ class HumoPipeline(TalkingVideoPipeline):
 
     def model_input(self, latents: torch.Tensor, condition: Condition, c: HumoConditions) -> torch.Tensor:
         """The transformer input of one pass for the current latents [1, 16, F_lat + 1, h, w]."""
-        if self.appends_masked_condition:
+        if self.architecture.masked_condition:
             extra = c.condition if condition.image else c.condition_without_reference
             return torch.cat([latents.to(self.dtype), extra], dim=1)
         reference = c.reference if condition.image else torch.zeros_like(c.reference)
@@ -210,8 +206,9 @@ class HumoPipeline(TalkingVideoPipeline):
             audio=d.audio_scale if audio_scale is None else audio_scale,
             image=d.image_scale,
             with_image=with_image,
-            # The time-dependent switch is humo-17b's recipe; humo-1.7b guides with four passes throughout.
-            switch_timestep=d.guidance_switch_timestep if self.appends_masked_condition else None,
+            # The time-dependent switch is humo-17b's recipe; humo-1.7b's families have none (four
+            # passes throughout).
+            switch_timestep=d.guidance_switch_timestep,
         )
 
     def fused_latents(
@@ -244,13 +241,13 @@ class HumoPipeline(TalkingVideoPipeline):
 
         def velocity(x: torch.Tensor, t: float, k: int) -> torch.Tensor:
             reference = reference_latents.pop(k) if k in reference_latents else noise(1)
-            with window_cache(self.transformer, k):
+            with self.window_session(k):
                 v = velocity_of(k)(torch.cat([x, reference], dim=2), t)
             if next_timestep[t] > 0:  # after the last step the reference latent is dropped
                 reference_latents[k] = euler_step(reference, v[:, :, -1:], t, next_timestep[t])
             return v[:, :, :-1]
 
-        with denoising_session(self.transformer, per_window=True):
+        with self.sampling_session(per_window=True):
             for _, latents in fused_sample(
                 velocity, lambda start, stop: noise(stop - start), windows, timesteps, on_step=on_step
             ):
@@ -368,7 +365,7 @@ class HumoPipeline(TalkingVideoPipeline):
         sources = video.model_frame_sources(num_frames, self.defaults.fps, seconds)
         follow = FollowedFrames(video, sources, lambda frame: frame, keep=1)
         return lambda window: self.encode_portrait(
-            Image.fromarray(follow.frame(VAE_TIME_STRIDE * window.start)), width, height
+            Image.fromarray(follow.frame(self.vae.temporal_stride * window.start)), width, height
         )
 
     def one_window_latents(
@@ -386,7 +383,7 @@ class HumoPipeline(TalkingVideoPipeline):
         latent_frames = conditions.audio.shape[1]
         noise = torch.randn(channels, latent_frames, height, width, generator=generator)
         velocity = self.guided_velocity(conditions, guidance)
-        with denoising_session(self.transformer):
+        with self.sampling_session():
             latents = sample_unipc(
                 velocity, noise[None].to(self.device), steps, shift, on_step=lambda _: on_step()
             )

@@ -33,11 +33,10 @@ from skyaudio_cli.face.geometry import Box
 from skyaudio_cli.face.mask import latent_mask
 from skyaudio_cli.face.regions import TrackedFaces, UserMasks
 from skyaudio_cli.pipeline.colour import LabStats, transfer_colours
-from skyaudio_cli.pipeline.conditioning import frames_to_tensor
+from skyaudio_cli.pipeline.conditioning import frames_to_tensor, to_signed, to_uint8
 from skyaudio_cli.pipeline.edit_timeline import EditTimeline
 from skyaudio_cli.pipeline.frame_rate import resample_frame_indices
 from skyaudio_cli.pipeline.known_latents import KnownLatents
-from skyaudio_cli.pipeline.long_video import to_uint8
 from skyaudio_cli.pipeline.source_frames import WindowReader, frames_in_order
 from skyaudio_cli.pipeline.windows import Window
 
@@ -113,7 +112,7 @@ def known_outside_mask(pipe, crops: SourceCrops, seed: int):
     def known(window: Window) -> KnownLatents:
         start = max(window.start, 0)
         pixels, masks = crops.window(start, window.length)
-        video = torch.from_numpy(pixels).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
+        video = to_signed(torch.from_numpy(pixels).permute(3, 0, 1, 2)[None])
         clean = pipe.vae.encode(video)
         regenerate = torch.from_numpy(latent_mask(masks))[None, None]
         keep = (~regenerate).to(clean.device, clean.dtype)

@@ -23,14 +23,15 @@ as a lone first frame), so each window is decoded on its own, latent by latent; 
 one continuous sequence, decoded by one streaming decoder that carries the VAE's causal cache.
 """
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Protocol
 
-import numpy as np
 import torch
 
-from skyaudio_cli.pipeline.acceleration import denoising_session, window_cache
+from skyaudio_cli.conditioning.vae import VideoVAE
 from skyaudio_cli.pipeline.audio_stream import ChunkedFeatureStream, WhisperFeatureStream
 from skyaudio_cli.pipeline.colour import LabStats, match_colours
 from skyaudio_cli.pipeline.conditioning import frames_to_tensor, latent_frame_count, padded_frame_count
@@ -49,7 +50,51 @@ from skyaudio_cli.sampling.guidance import GuidanceScales
 
 # The skyreels release pins each window's last frames to one keyframe repeated this many times.
 KEYFRAME_FRAMES = 5
-VAE_TIME_STRIDE = 4
+
+Velocity = Callable[[torch.Tensor, float], torch.Tensor]
+
+
+class WindowModel(Protocol):
+    """What the window loops call back: one window's steps (``TalkingVideoPipeline`` has them)."""
+
+    device: torch.device
+    vae: VideoVAE  # encode (motion and source latents), streaming_decoder, z_dim, spatial_stride
+
+    @property
+    def frames_per_window(self) -> int: ...
+
+    def prepare_condition(self, video: torch.Tensor, known: torch.Tensor) -> torch.Tensor: ...
+
+    def encode_image(self, frames: torch.Tensor) -> torch.Tensor: ...
+
+    def audio_windows(self, rows: torch.Tensor, num_frames: int) -> torch.Tensor: ...
+
+    def velocity_function(
+        self,
+        *,
+        condition: torch.Tensor,
+        text: torch.Tensor,
+        negative_text: torch.Tensor,
+        image_tokens: torch.Tensor,
+        audio: torch.Tensor,
+        scales: GuidanceScales,
+    ) -> Velocity: ...
+
+    def prepare_latents(self, condition: torch.Tensor, generator: torch.Generator) -> torch.Tensor: ...
+
+    def denoise(
+        self,
+        latents: torch.Tensor,
+        velocity: Velocity,
+        timesteps: torch.Tensor,
+        *,
+        known: Sequence[KnownLatents] = ...,
+        on_step: Callable[[], None] | None = ...,
+    ) -> torch.Tensor: ...
+
+    def sampling_session(self, *, per_window: bool = ...) -> AbstractContextManager: ...
+
+    def window_session(self, window: int) -> AbstractContextManager: ...
 
 
 @dataclass(frozen=True)
@@ -103,7 +148,9 @@ class Request:
 
 
 class WindowedGenerator:
-    def __init__(self, pipe, request: Request, on_step: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, pipe: WindowModel, request: Request, on_step: Callable[[], None] | None = None
+    ) -> None:
         self.pipe = pipe
         self.request = request
         self.on_step = on_step
@@ -133,7 +180,7 @@ class WindowedGenerator:
 
     @property
     def _window_frames(self) -> int:
-        return self.pipe.defaults.frames_per_window
+        return self.pipe.frames_per_window
 
     def _preview_keyframes(self, plan: WindowPlan) -> dict[int, torch.Tensor]:
         """skyreels: one window from the reference alone; keep only the frames used as keyframes."""
@@ -230,8 +277,9 @@ class WindowedGenerator:
             num_latents, window=latent_frame_count(self._window_frames), overlap=overlap
         )
         # Each latent window as pixel frames, for its audio: latent j of the video ends at frame 4j.
+        stride = pipe.vae.temporal_stride
         pixel_windows = tuple(
-            Window(w.index, VAE_TIME_STRIDE * w.start, VAE_TIME_STRIDE * (w.stop - w.start - 1) + 1, 0, 0)
+            Window(w.index, stride * w.start, stride * (w.stop - w.start - 1) + 1, 0, 0)
             for w in latent_windows
         )
         plan = WindowPlan(num_frames, pixel_windows)
@@ -264,10 +312,10 @@ class WindowedGenerator:
             return torch.randn(shape, generator=request.generator, dtype=torch.float32).to(pipe.device)
 
         def velocity(x: torch.Tensor, t: float, k: int) -> torch.Tensor:
-            with window_cache(pipe.transformer, k):
+            with pipe.window_session(k):
                 return window_velocity(k)(x, t)
 
-        with torch.no_grad(), denoising_session(pipe.transformer, per_window=True):
+        with torch.no_grad(), pipe.sampling_session(per_window=True):
             fused = fused_sample(
                 velocity,
                 initial_latents,
@@ -310,9 +358,3 @@ def decode_latent_stream(vae, chunks: Iterable[torch.Tensor], num_frames: int) -
         written += len(frames)
         if len(frames):
             yield frames
-
-
-def to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """[n, 3, H, W] in [-1, 1] -> [n, H, W, 3] uint8."""
-    pixels = ((frames.float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
-    return pixels.permute(0, 2, 3, 1).cpu().numpy()

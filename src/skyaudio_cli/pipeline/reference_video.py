@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from skyaudio_cli.conditioning.vae import TEMPORAL_STRIDE
 from skyaudio_cli.errors import InputError
 from skyaudio_cli.media.image import resize_center_crop_array
-from skyaudio_cli.pipeline.conditioning import LATENT_FRAME_STRIDE
 from skyaudio_cli.pipeline.edit_timeline import plan_timeline
 from skyaudio_cli.pipeline.frame_rate import output_frame_count, resample_frame_indices
 from skyaudio_cli.pipeline.modes import LoopMode
@@ -37,7 +37,7 @@ from skyaudio_cli.pipeline.video_output import resized
 # Frames between two source keyframes held as known latents: every 5th latent (0.8 s at 25 fps), so
 # an 81-frame window holds 4 of its 21 latents and the speech moves the face between them.
 KEYFRAME_SPACING = 20
-assert KEYFRAME_SPACING % LATENT_FRAME_STRIDE == 0  # keyframes sit on latent frames
+assert KEYFRAME_SPACING % TEMPORAL_STRIDE == 0  # keyframes sit on latent frames
 
 
 @dataclass(frozen=True, eq=False)  # frames in memory are an array: compared by identity
@@ -123,5 +123,5 @@ class FollowedFrames:
 def keyframe_latents(num_latents: int) -> list[int]:
     """The latent frames of a window held to the source: every KEYFRAME_SPACING frames after its
     first latent (which the condition frame and the motion frames already pin)."""
-    step = KEYFRAME_SPACING // LATENT_FRAME_STRIDE
+    step = KEYFRAME_SPACING // TEMPORAL_STRIDE
     return list(range(step, num_latents, step))

@@ -15,198 +15,70 @@ prepare_condition / prepare_latents -> denoise (one window) -> decode; the windo
 windows into a video of any length live in long_video.py.
 """
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
-from skyaudio_cli.conditioning.audio_encoders import load_audio_encoder
 from skyaudio_cli.conditioning.audio_features import (
     SAMPLE_RATE,
-    AudioFeatureEncoder,
     num_video_frames,
     require_mono,
     require_speech,
 )
 from skyaudio_cli.conditioning.audio_windows import frame_windows
 from skyaudio_cli.conditioning.image_encoder import ImageEncoder
-from skyaudio_cli.conditioning.text import TextEncoder
-from skyaudio_cli.conditioning.vae import VideoVAE
 from skyaudio_cli.errors import InputError
 from skyaudio_cli.media.audio import Wave, audio_duration
 from skyaudio_cli.media.image import resize_center_crop
-from skyaudio_cli.model.checkpoint import set_adapters
-from skyaudio_cli.model.transformer import AudioWanTransformer3DModel
-from skyaudio_cli.pipeline.acceleration import Acceleration, denoising_session, load_accelerated_transformer
 from skyaudio_cli.pipeline.audio_stream import feature_stream
+from skyaudio_cli.pipeline.base import (
+    PipelineBase,
+    ProgressFn,
+    VideoStream,
+    family_loras,
+)
 from skyaudio_cli.pipeline.buckets import pick_size
 from skyaudio_cli.pipeline.conditioning import (
     frames_to_tensor,
     known_frames_mask,
     latent_frame_count,
     padded_frame_count,
+    to_uint8,
 )
-from skyaudio_cli.pipeline.device import resolve_attention_backend, resolve_device, resolve_dtype
-from skyaudio_cli.pipeline.family import FamilyDefaults, family_defaults
+from skyaudio_cli.pipeline.family import Architecture
 from skyaudio_cli.pipeline.known_latents import KnownLatents
-from skyaudio_cli.pipeline.library_logs import libraries_quiet
 from skyaudio_cli.pipeline.long_video import (
     MOTION_SCHEMES,
     KnownForWindow,
     LongVideoMode,
     Request,
     WindowedGenerator,
-    to_uint8,
 )
 from skyaudio_cli.pipeline.reference_video import FollowedFrames, ReferenceVideo
 from skyaudio_cli.pipeline.windows import plan_latent_windows, plan_windows
 from skyaudio_cli.sampling.flow_euler import sample_euler, shifted_timesteps
 from skyaudio_cli.sampling.guidance import GuidanceScales, Pass, combine
 
+# pipeline/run.py and run_lipsync.py import these from here (until the tasks layer takes them over).
 AUDIO_RADIUS = 2  # each frame hears frames i-2..i+2 (both releases)
-ProgressFn = Callable[[int, int], None]
 
 
-@dataclass
-class GeneratedVideo:
-    frames: np.ndarray  # [T, H, W, 3] uint8
-    fps: float
+class TalkingVideoPipeline(PipelineBase):
+    """The a2v pipeline: CLIP tokens and the I2V condition of a reference image; motion frames."""
 
-    @property
-    def duration(self) -> float:
-        return len(self.frames) / self.fps
+    architectures = frozenset({Architecture.a2v})
 
-
-class TalkingVideoPipeline:
-    def __init__(
-        self,
-        *,
-        transformer: AudioWanTransformer3DModel,
-        vae: VideoVAE,
-        text_encoder: TextEncoder,
-        image_encoder: ImageEncoder | None,
-        audio_encoder: AudioFeatureEncoder,
-        defaults: FamilyDefaults,
-        device: torch.device,
-        dtype: torch.dtype,
-        family_loras: tuple[tuple[Path, float], ...] = (),
-    ) -> None:
-        self.transformer = transformer
-        self.vae = vae
-        self.text_encoder = text_encoder
+    def __init__(self, *, image_encoder: ImageEncoder, **components) -> None:
+        super().__init__(**components)
         self.image_encoder = image_encoder
-        self.audio_encoder = audio_encoder
-        self.defaults = defaults
-        self.device = device
-        self.dtype = dtype
-        # A preset family's own LoRA (fused at load): part of the recipe, kept under use_loras.
-        self.family_loras = family_loras
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        model: str | Path = "skyreels-v3-a2v",
-        *,
-        device: str = "auto",
-        dtype: str = "bf16",
-        attention: str = "auto",
-        acceleration: Acceleration | None = None,
-        on_load: Callable[[str], None] | None = None,
-        loras: Sequence[tuple[Path, float]] = (),
-    ) -> "TalkingVideoPipeline":
-        """Load every component of a model family (manifest name or local folder); ``acceleration``
-        picks the transformer's optional speed/memory modes; ``loras`` (file, scale) are fused into
-        the transformer while it loads, after the family's own LoRA (a preset's)."""
-        from skyaudio_cli.weights import resolve_model
-
-        with libraries_quiet():  # their notices and per-file bars, not ours
-            resolved = resolve_model(str(model))
-            defaults = family_defaults(resolved.family)
-            torch_device = resolve_device(device)
-            torch_dtype = resolve_dtype(dtype, torch_device)
-            parts = resolved.components
-
-            def step(name: str) -> None:
-                if on_load is not None:
-                    on_load(name)
-
-            step("transformer")
-            transformer_files = [parts["transformer"]] + (
-                [parts["transformer_adapter"]] if "transformer_adapter" in parts else []
-            )
-            recipe = family_loras(parts, defaults)
-            transformer = load_accelerated_transformer(
-                transformer_files, device=torch_device, dtype=torch_dtype,
-                attention=resolve_attention_backend(attention, torch_device),
-                acceleration=acceleration or Acceleration(), num_steps=defaults.steps,
-                adapters=(*recipe, *loras),
-            )  # fmt: skip
-            step("vae")
-            # Like the reference, the VAE runs in float32: it is small, and bf16 decoding shows banding.
-            vae = VideoVAE.from_pretrained(parts["vae"], device=torch_device, dtype=torch.float32)
-            step("text encoder")
-            text_encoder = TextEncoder.from_pretrained(
-                parts["text_encoder"], parts["tokenizer"], device=torch_device, dtype=torch_dtype
-            )
-            # HuMo conditions on VAE latents only: its families ship no CLIP image encoder.
-            image_encoder = None
-            if "image_encoder" in parts:
-                step("image encoder")
-                image_encoder = ImageEncoder.from_pretrained(
-                    parts["image_encoder"], device=torch_device, dtype=torch_dtype
-                )
-            step("audio encoder")
-            audio_encoder = load_audio_encoder(
-                parts["audio_encoder"], resolved.audio_encoder, device=torch_device, dtype=torch.float32
-            )
-            return cls(
-                transformer=transformer, vae=vae, text_encoder=text_encoder, image_encoder=image_encoder,
-                audio_encoder=audio_encoder, defaults=defaults, device=torch_device, dtype=torch_dtype,
-                family_loras=recipe,
-            )  # fmt: skip
-
-    # -- LoRA adapters (fused into the transformer's weights: no cost per step) ------------------
 
     @property
-    def loras(self) -> tuple[tuple[Path, float], ...]:
-        """The (file, scale) pairs fused into the transformer now, in order."""
-        return self.transformer.fused_adapters.adapters
-
-    def load_lora(self, path: str | Path, scale: float = 1.0) -> None:
-        """Fuse one more LoRA (a .safetensors file, or a Hub file ``owner/name/path.safetensors``)."""
-        from skyaudio_cli.weights.lora_files import LoraRef
-
-        ref = LoraRef(str(path), scale)
-        ref.validate()
-        set_adapters(self.transformer, (*self.loras, (ref.local_path(), scale)))
-
-    def unload_lora(self) -> None:
-        """Remove every fused LoRA (a preset's too): the weights are the released ones, bit for bit."""
-        set_adapters(self.transformer, ())
-
-    def use_family(self, defaults: FamilyDefaults, recipe: Sequence[tuple[Path, float]]) -> None:
-        """Run as another family with the same weights (a preset of the loaded one): its defaults
-        and its LoRA, fused by the next ``use_loras``."""
-        self.defaults = defaults
-        self.family_loras = tuple(recipe)
-
-    def use_loras(self, loras: Sequence[tuple[Path, float]]) -> None:
-        """Fuse exactly the family's LoRA plus ``loras`` (re-fusing only when that changes)."""
-        set_adapters(self.transformer, (*self.family_loras, *loras))
+    def frames_per_window(self) -> int:
+        return self.defaults.frames_per_window
 
     # -- steps -------------------------------------------------------------------------------
-
-    @torch.no_grad()
-    def encode_prompt(self, prompt: str, negative_prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
-        embeddings = self.text_encoder.encode([prompt, negative_prompt])
-        return embeddings[:1].to(self.dtype), embeddings[1:].to(self.dtype)
-
-    @torch.no_grad()
-    def encode_text(self, prompt: str) -> torch.Tensor:
-        return self.text_encoder.encode([prompt]).to(self.dtype)
 
     @torch.no_grad()
     def encode_image(self, frames: torch.Tensor) -> torch.Tensor:
@@ -295,7 +167,7 @@ class TalkingVideoPipeline:
                 x = held.impose(x, t)
             return x
 
-        with denoising_session(self.transformer):
+        with self.sampling_session():
             return sample_euler(
                 velocity,
                 impose(latents, float(timesteps[0])),
@@ -450,30 +322,6 @@ class TalkingVideoPipeline:
                 "use skyreels or infinitetalk"
             )
         return mode
-
-    def __call__(self, **kwargs) -> GeneratedVideo:
-        """Generate the whole video in memory (see `stream` for long videos); same arguments."""
-        stream = self.stream(**kwargs)
-        return GeneratedVideo(frames=np.concatenate(list(stream.frames)), fps=stream.fps)
-
-
-@dataclass
-class VideoStream:
-    """A video being generated: iterate `frames` for uint8 [n, H, W, 3] batches, in order."""
-
-    frames: Iterator[np.ndarray]
-    fps: float
-    width: int
-    height: int
-    num_frames: int
-    windows: int  # generation windows (incl. a skyreels preview window)
-    mode: str
-    progress: ProgressFn | None = None  # (steps done, total steps) over all windows; may be set late
-
-
-def family_loras(components: Mapping[str, Path], defaults: FamilyDefaults) -> tuple[tuple[Path, float], ...]:
-    """A family's own LoRA (a preset's ``lora`` component) at its scale, or none."""
-    return ((components["lora"], defaults.lora_scale),) if "lora" in components else ()
 
 
 def fit_motion_context(frames: np.ndarray, motion_frames: int) -> np.ndarray:

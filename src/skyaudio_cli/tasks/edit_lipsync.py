@@ -38,7 +38,8 @@ from skyaudio_cli.pipeline.lipsync import (
 from skyaudio_cli.pipeline.modes import EditMode, LoopMode
 from skyaudio_cli.pipeline.reference_video import ReferenceVideo
 from skyaudio_cli.pipeline.source_frames import frames_in_order
-from skyaudio_cli.pipeline.talking_video import SAMPLE_RATE, VideoStream
+from skyaudio_cli.conditioning.audio_features import SAMPLE_RATE
+from skyaudio_cli.pipeline.base import VideoStream
 from skyaudio_cli.pipeline.video_output import resized
 from skyaudio_cli.tasks.generate import start_stream
 from skyaudio_cli.tasks.jobs import EditLipsyncJob, parse_face_box

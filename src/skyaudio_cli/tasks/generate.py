@@ -17,7 +17,8 @@ from skyaudio_cli.pipeline.cache import PipelineCache
 from skyaudio_cli.pipeline.frame_rate import output_frame_count, resample_frame_indices
 from skyaudio_cli.pipeline.modes import ReferenceMode
 from skyaudio_cli.pipeline.reference_video import ReferenceVideo
-from skyaudio_cli.pipeline.talking_video import SAMPLE_RATE, TalkingVideoPipeline, VideoStream
+from skyaudio_cli.conditioning.audio_features import SAMPLE_RATE
+from skyaudio_cli.pipeline.base import VideoPipeline, VideoStream
 from skyaudio_cli.pipeline.video_output import resized, retime
 from skyaudio_cli.tasks.jobs import ExtendJob
 from skyaudio_cli.tasks.render import (
@@ -124,7 +125,7 @@ def run_extend(resolved: ResolvedJob, pipelines: PipelineCache | None = None) ->
 
 
 def start_stream(
-    pipe: TalkingVideoPipeline, resolved: ResolvedJob, speech: AudioFile, **source
+    pipe: VideoPipeline, resolved: ResolvedJob, speech: AudioFile, **source
 ) -> VideoStream:
     """The job's video as a stream; `source` is the portrait, the video to follow, or the start
     frames to continue (and may override the config, as edits do)."""

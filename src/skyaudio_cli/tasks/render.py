@@ -21,9 +21,11 @@ from skyaudio_cli.media.soundtrack import Soundtrack
 from skyaudio_cli.media.video import VideoInfo
 from skyaudio_cli.media.video_writer import OUTPUT_AUDIO_SAMPLE_RATE, encoded_size
 from skyaudio_cli.pipeline.acceleration import Acceleration
+from skyaudio_cli.pipeline.base import VideoPipeline, VideoStream, family_loras
 from skyaudio_cli.pipeline.cache import PipelineCache, PipelineKey
+from skyaudio_cli.pipeline.dispatch import pipeline_for
 from skyaudio_cli.pipeline.family import FamilyDefaults
-from skyaudio_cli.pipeline.talking_video import SAMPLE_RATE, TalkingVideoPipeline, VideoStream, family_loras
+from skyaudio_cli.conditioning.audio_features import SAMPLE_RATE
 from skyaudio_cli.pipeline.video_output import video_sink
 from skyaudio_cli.tasks.resolve import ResolvedJob
 
@@ -114,7 +116,7 @@ def at_family_loudness(speech: AudioFile, defaults: FamilyDefaults) -> AudioFile
     return normalize_loudness(speech, SAMPLE_RATE, target_lufs=defaults.loudness_lufs)
 
 
-def load_pipeline(pipelines: PipelineCache | None, resolved: ResolvedJob) -> TalkingVideoPipeline:
+def load_pipeline(pipelines: PipelineCache | None, resolved: ResolvedJob) -> VideoPipeline:
     """The job's pipeline with exactly the job's LoRAs and its preset's fused. Loaded once per base
     family and runtime settings: a preset shares its family's loaded model (the same weights), and a
     cached pipeline fused with other LoRAs is re-fused exactly."""
@@ -131,6 +133,7 @@ def load_pipeline(pipelines: PipelineCache | None, resolved: ResolvedJob) -> Tal
         loras = tuple((ref.local_path(), ref.scale) for ref in refs)
         pipe = pipelines.get(
             PipelineKey(base, s.device, s.dtype, s.attention, acceleration),
+            pipeline_for(resolved.family.variant),
             on_load=lambda part: status.update(f"loading {part}..."),
             # Loading its own family adds the recipe itself; loading a preset's base does not.
             loras=loras if base == s.family else (*recipe, *loras),

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from skyaudio_cli.errors import InputError
-from skyaudio_cli.pipeline.family import FamilyDefaults, family_defaults
+from skyaudio_cli.pipeline.family import Architecture, FamilyDefaults, family_defaults
 from skyaudio_cli.pipeline.modes import FUSION_CANNOT_EXTEND, LongVideoMode
 from skyaudio_cli.tasks.jobs import EditLipsyncJob, ExtendJob, GenerateJob, Settings
 from skyaudio_cli.weights.local_folder import ResolvedModel
@@ -71,23 +71,9 @@ class ResolvedJob:
         return self.job.settings
 
     @property
-    def is_humo(self) -> bool:
-        return self.family.architecture == "humo"
-
-    @property
-    def can_extend(self) -> bool:
-        """Whether the family continues a video (motion frames: the image-conditioned families)."""
-        return not self.is_humo
-
-    @property
-    def needs_portrait(self) -> bool:
-        """HuMo also renders a person from the prompt alone; the a2v families animate a given face."""
-        return not self.is_humo
-
-    @property
-    def has_image_encoder(self) -> bool:
-        """Conditioned on a reference image (CLIP tokens + the I2V frame), as edit-lipsync needs."""
-        return not self.is_humo
+    def architecture(self) -> Architecture:
+        """The model variant, and with it what the job can do (`can_extend`, `needs_portrait`, ...)."""
+        return self.family.variant
 
 
 def resolve_validated(task: str, job: Any) -> ResolvedJob:
@@ -107,10 +93,10 @@ def resolve_validated(task: str, job: Any) -> ResolvedJob:
 
 
 def _check_generate(r: ResolvedJob, mode: LongVideoMode) -> LongVideoMode:
-    if r.job.portrait is None and r.needs_portrait:
+    if r.job.portrait is None and r.architecture.needs_portrait:
         raise InputError(f"--portrait is required for model '{r.model.family}' (it animates a given face)")
     # Fused windows have no per-window reference frame to follow, except HuMo's (each has its own).
-    if r.job.follows_video and mode == LongVideoMode.fusion and not r.is_humo:
+    if r.job.follows_video and mode == LongVideoMode.fusion and not r.architecture.is_humo:
         raise InputError(
             f"--reference-mode follow: --long-video-mode fusion gives model '{r.model.family}' no "
             "per-window reference frame; use --long-video-mode auto or --reference-mode first-frame"
@@ -119,7 +105,7 @@ def _check_generate(r: ResolvedJob, mode: LongVideoMode) -> LongVideoMode:
 
 
 def _check_extend(r: ResolvedJob, mode: LongVideoMode) -> LongVideoMode:
-    if not r.can_extend:
+    if not r.architecture.can_extend:
         raise InputError(
             f"--model {r.settings.model}: HuMo models cannot continue a video (they have no motion frames); "
             "use skyreels-v3-a2v or infinitetalk"
@@ -130,7 +116,7 @@ def _check_extend(r: ResolvedJob, mode: LongVideoMode) -> LongVideoMode:
 
 
 def _check_edit_lipsync(r: ResolvedJob, mode: LongVideoMode) -> LongVideoMode:
-    if not r.has_image_encoder:
+    if not r.architecture.has_image_encoder:
         raise InputError(
             f"--model {r.settings.model}: edit-lipsync needs a family conditioned on a reference image"
         )

@@ -84,7 +84,7 @@ class Encoders:
 
         resolved = resolve_model(model)
         self.defaults: FamilyDefaults = family_defaults(resolved.family)
-        if self.defaults.architecture != "a2v":
+        if not self.defaults.variant.has_image_encoder:
             raise NotAvailableError(
                 f"--model {model}: training data for HuMo families is not available yet "
                 "(skyreels-v3-a2v and infinitetalk layouts are)"

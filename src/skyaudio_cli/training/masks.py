@@ -9,8 +9,8 @@ an area-true, soft version of the pixel mask.
 
 import numpy as np
 
+from skyaudio_cli.conditioning.vae import SPATIAL_STRIDE, TEMPORAL_STRIDE
 from skyaudio_cli.face.geometry import Box
-from skyaudio_cli.face.mask import LATENT_FRAME_STRIDE, LATENT_STRIDE
 
 LIP_CENTRE = (0.5, 0.78)
 LIP_SEMI_AXES = (0.24, 0.12)
@@ -36,11 +36,11 @@ def lip_mask(face: Box, width: int, height: int) -> np.ndarray:
 def latent_coverage(masks: np.ndarray) -> np.ndarray:
     """float32 [1 + 4k, 8m, 8n] pixel masks in [0, 1] -> [1 + k, m, n]: the mean over each latent's pixels."""
     frames, height, width = masks.shape
-    if (frames - 1) % LATENT_FRAME_STRIDE or height % LATENT_STRIDE or width % LATENT_STRIDE:
+    if (frames - 1) % TEMPORAL_STRIDE or height % SPATIAL_STRIDE or width % SPATIAL_STRIDE:
         raise ValueError(f"masks must be [1 + 4k, 8m, 8n], got {masks.shape}")
     cells = masks.reshape(
-        frames, height // LATENT_STRIDE, LATENT_STRIDE, width // LATENT_STRIDE, LATENT_STRIDE
+        frames, height // SPATIAL_STRIDE, SPATIAL_STRIDE, width // SPATIAL_STRIDE, SPATIAL_STRIDE
     )
     cells = cells.mean(axis=(2, 4))
-    rest = cells[1:].reshape(-1, LATENT_FRAME_STRIDE, *cells.shape[1:]).mean(axis=1)
+    rest = cells[1:].reshape(-1, TEMPORAL_STRIDE, *cells.shape[1:]).mean(axis=1)
     return np.concatenate([cells[:1], rest]).astype(np.float32)

@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 
 from skyaudio_cli.errors import InputError
 from skyaudio_cli.media.atomic import atomic_write_path
-from skyaudio_cli.pipeline.conditioning import known_frames_mask, latent_frame_count
+from skyaudio_cli.pipeline.conditioning import known_frames_mask, latent_frame_count, padded_frame_count
 from skyaudio_cli.training import adapters, state
 from skyaudio_cli.training.config import Stage, TrainConfig
 from skyaudio_cli.training.dataset import NULL_TEXT, read_manifest
@@ -147,7 +147,7 @@ class Trainer:
             motion = self.info["motion_frames"]
             known[:motion] = True
             # The motion latents are given at inference (imposed): nothing to learn there.
-            extra[: latent_frame_count(1 + 4 * -(-(motion - 1) // 4))] = 0.0
+            extra[: latent_frame_count(padded_frame_count(motion))] = 0.0
             condition = clip["cond_video"][:, :latents]
         else:
             known[0] = True
