@@ -74,7 +74,7 @@ def _status_kib() -> dict[str, int]:
 
 def child(folder: Path, mode: str) -> None:
     """Load once in this process and print the memory peaks as JSON."""
-    from skyaudio_cli.pipeline.acceleration import FP8_STORAGE
+    from skyaudio_cli.model.acceleration import FP8_STORAGE
 
     dtype, fp8 = MODES[mode]
     peaks = {"RssAnon": 0, "RssFile": 0}

@@ -66,8 +66,8 @@ def measure_length(
 def seam_metric(model: Path, portrait: Path, seconds: float, resolution: str) -> dict:
     from PIL import Image
 
+    from skyaudio_cli.long_video.windows import plan_windows
     from skyaudio_cli.pipeline.talking_video import TalkingVideoPipeline
-    from skyaudio_cli.pipeline.windows import plan_windows
 
     pipe = TalkingVideoPipeline.from_pretrained(model, device="cpu", dtype="fp32")
     image = Image.open(portrait).convert("RGB")

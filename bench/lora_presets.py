@@ -32,11 +32,11 @@ from throughput import (  # noqa: E402 - the sibling benchmark's model and timin
     time_step,
 )
 
+from skyaudio_cli.long_video.loop import MOTION_SCHEMES, LongVideoMode  # noqa: E402
+from skyaudio_cli.long_video.windows import plan_windows  # noqa: E402
 from skyaudio_cli.model.checkpoint import load_transformer, set_adapters  # noqa: E402
 from skyaudio_cli.model.cost import forward_flops  # noqa: E402
 from skyaudio_cli.pipeline.family import family_defaults  # noqa: E402
-from skyaudio_cli.pipeline.long_video import MOTION_SCHEMES, LongVideoMode  # noqa: E402
-from skyaudio_cli.pipeline.windows import plan_windows  # noqa: E402
 from skyaudio_cli.sampling.guidance import GuidanceScales  # noqa: E402
 
 RECIPES = ("infinitetalk", "infinitetalk-lightx2v", "infinitetalk-fusionx")

@@ -5,7 +5,7 @@ import torch
 from skimage import data
 from skimage.color import lab2rgb, rgb2lab
 
-from skyaudio_cli.pipeline.colour import LabStats, lab_to_rgb, match_colours, rgb_to_lab, transfer_colours
+from skyaudio_cli.long_video.colour import LabStats, lab_to_rgb, match_colours, rgb_to_lab, transfer_colours
 
 
 def astronaut(size=64) -> torch.Tensor:

@@ -1,6 +1,6 @@
 import pytest
 
-from skyaudio_cli.pipeline.frame_rate import output_frame_count, resample_frame_indices
+from skyaudio_cli.media.frame_rate import output_frame_count, resample_frame_indices
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from skyaudio_cli.pipeline.audio_stream import ChunkedFeatureStream
-from skyaudio_cli.pipeline.fusion import fused_sample, ramp_weights
-from skyaudio_cli.pipeline.known_latents import KnownLatents
-from skyaudio_cli.pipeline.windows import plan_latent_windows
+from skyaudio_cli.conditioning.audio_stream import ChunkedFeatureStream
+from skyaudio_cli.long_video.fusion import fused_sample, ramp_weights
+from skyaudio_cli.long_video.known_latents import KnownLatents
+from skyaudio_cli.long_video.windows import plan_latent_windows
 from skyaudio_cli.sampling.flow_euler import add_noise, sample_euler, shifted_timesteps
 
 TIMESTEPS = shifted_timesteps(4, 5.0)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from skyaudio_cli.pipeline.conditioning import (
+from skyaudio_cli.conditioning.frames import (
     known_frames_mask,
     latent_frame_count,
     padded_frame_count,

@@ -12,9 +12,11 @@ LAYERS = (
     {"__main__", "demo", "cli", "batch"},
     {"tasks", "tiny", "training"},
     {"pipeline"},
+    {"edit"},
+    {"long_video"},
     {"face", "conditioning", "model", "sampling", "weights"},
     {"media"},
-    {"console", "errors", "__init__"},
+    {"console", "errors", "modes", "__init__"},
 )
 
 

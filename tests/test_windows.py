@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skyaudio_cli.pipeline.windows import (
+from skyaudio_cli.long_video.windows import (
     audio_frame_indices,
     keyframe_source_index,
     mirrored_index,

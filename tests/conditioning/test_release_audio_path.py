@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
 
 from skyaudio_cli.conditioning.audio_encoders import load_audio_encoder
+from skyaudio_cli.conditioning.audio_stream import WhisperFeatureStream, feature_stream
 from skyaudio_cli.media.audio import load_audio
-from skyaudio_cli.pipeline.audio_stream import WhisperFeatureStream, feature_stream
 from skyaudio_cli.pipeline.family import family_defaults
 from skyaudio_cli.tasks.render import at_family_loudness, load_speech
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 from skyaudio_cli.errors import EXIT_NOT_AVAILABLE
 from skyaudio_cli.media.audio import load_audio
-from skyaudio_cli.pipeline.acceleration import FP8_STORAGE, Acceleration
+from skyaudio_cli.model.acceleration import FP8_STORAGE, Acceleration
 from skyaudio_cli.pipeline.talking_video import TalkingVideoPipeline
 
 from .synthetic import tone

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from skyaudio_cli.conditioning.audio_stream import WhisperFeatureStream
 from skyaudio_cli.conditioning.audio_windows import humo_latent_windows
 from skyaudio_cli.media.audio import load_audio
 from skyaudio_cli.media.video import probe_video
-from skyaudio_cli.pipeline.audio_stream import WhisperFeatureStream
 from skyaudio_cli.pipeline.humo import HumoConditions
 from skyaudio_cli.sampling.humo_guidance import TA, TIA
 

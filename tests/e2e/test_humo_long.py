@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from skyaudio_cli.conditioning.audio_stream import WhisperFeatureStream
 from skyaudio_cli.conditioning.audio_windows import humo_latent_windows
+from skyaudio_cli.long_video.windows import plan_latent_windows
 from skyaudio_cli.media.audio import load_audio
 from skyaudio_cli.media.video import probe_video
-from skyaudio_cli.pipeline.audio_stream import WhisperFeatureStream
-from skyaudio_cli.pipeline.windows import plan_latent_windows
 from skyaudio_cli.sampling.flow_euler import sample_euler
 from skyaudio_cli.sampling.unipc import unipc_timesteps
 

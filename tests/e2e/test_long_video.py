@@ -134,7 +134,7 @@ def test_peak_memory_does_not_grow_with_audio_length(tmp_path, tiny_model, portr
 
 
 def _cache_with(pipe, settings) -> PipelineCache:
-    from skyaudio_cli.pipeline.acceleration import Acceleration
+    from skyaudio_cli.model.acceleration import Acceleration
 
     cache = PipelineCache()
     key = PipelineKey(settings.model, settings.device, settings.dtype, settings.attention, Acceleration())

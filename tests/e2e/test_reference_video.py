@@ -15,11 +15,11 @@ import torch
 from PIL import Image
 
 from skyaudio_cli.errors import InputError
+from skyaudio_cli.long_video.known_latents import KnownLatents
+from skyaudio_cli.long_video.reference_video import KEYFRAME_SPACING, ReferenceVideo
 from skyaudio_cli.media.audio import load_audio
 from skyaudio_cli.media.image import resize_center_crop
 from skyaudio_cli.media.video import VideoWriter, iter_frames, probe_video
-from skyaudio_cli.pipeline.known_latents import KnownLatents
-from skyaudio_cli.pipeline.reference_video import KEYFRAME_SPACING, ReferenceVideo
 from skyaudio_cli.tasks.generate import run_generate
 from skyaudio_cli.tasks.jobs import GenerateJob, Settings
 from skyaudio_cli.tasks.registry import resolve

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from skyaudio_cli.conditioning.frames import frames_to_tensor
 from skyaudio_cli.errors import InputError
 from skyaudio_cli.media.image import resize_center_crop
-from skyaudio_cli.pipeline.conditioning import frames_to_tensor
 from skyaudio_cli.pipeline.family import family_defaults
 
 from .synthetic import tone
@@ -19,9 +19,9 @@ def texts_per_window(pipe, monkeypatch, **kwargs) -> list[torch.Tensor]:
     heard = []
     velocity_function = pipe.velocity_function
 
-    def spy(**arguments):
-        heard.append(arguments["text"])
-        return velocity_function(**arguments)
+    def spy(conditions):
+        heard.append(conditions.text)
+        return velocity_function(conditions)
 
     with monkeypatch.context() as patched:
         patched.setattr(pipe, "velocity_function", spy)

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from skyaudio_cli.pipeline.edit_timeline import plan_timeline
-from skyaudio_cli.pipeline.lipsync import EditPlan
+from skyaudio_cli.edit.lipsync import EditPlan
+from skyaudio_cli.long_video.timeline import plan_timeline
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ import math
 import numpy as np
 import pytest
 
+from skyaudio_cli.long_video.reference_video import ReferenceVideo
 from skyaudio_cli.media.audio import load_audio
 from skyaudio_cli.media.video import VideoWriter, iter_frames, probe_video
+from skyaudio_cli.modes import LoopMode
 from skyaudio_cli.pipeline.cache import PipelineCache
-from skyaudio_cli.pipeline.modes import LoopMode
-from skyaudio_cli.pipeline.reference_video import ReferenceVideo
 from skyaudio_cli.tasks.edit_lipsync import prepare_edit
 from skyaudio_cli.tasks.jobs import EditLipsyncJob, Settings
 from skyaudio_cli.tasks.registry import resolve

@@ -2,9 +2,9 @@
 
 import numpy as np
 
+from skyaudio_cli.long_video.source_frames import frames_in_order
+from skyaudio_cli.long_video.timeline import plan_timeline
 from skyaudio_cli.media.video import iter_frames
-from skyaudio_cli.pipeline.edit_timeline import plan_timeline
-from skyaudio_cli.pipeline.source_frames import frames_in_order
 
 
 def test_forward_and_pingpong_orders_match_the_decoded_frames(face_video):

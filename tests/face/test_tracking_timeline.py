@@ -5,8 +5,8 @@ import pytest
 
 from skyaudio_cli.face.geometry import Box
 from skyaudio_cli.face.tracking import is_scene_cut, thumbnail, track_faces
-from skyaudio_cli.pipeline.edit_timeline import loop_index, plan_timeline
-from skyaudio_cli.pipeline.modes import LoopMode
+from skyaudio_cli.long_video.timeline import loop_index, plan_timeline
+from skyaudio_cli.modes import LoopMode
 
 
 def jittery_track(n=60, jitter=3.0, seed=0):

@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from skyaudio_cli.pipeline.acceleration import Acceleration, load_accelerated_transformer
-from skyaudio_cli.pipeline.parallel import is_main_process
+from skyaudio_cli.model.acceleration import Acceleration, load_accelerated_transformer
+from skyaudio_cli.model.parallel import is_main_process
 
 
 def main(checkpoint: str, inputs_path: str, output_path: str) -> None:

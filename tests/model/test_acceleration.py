@@ -7,7 +7,7 @@ import torch
 from diffusers.hooks import HookRegistry
 
 from skyaudio_cli.errors import InputError
-from skyaudio_cli.pipeline.acceleration import (
+from skyaudio_cli.model.acceleration import (
     FP8_STORAGE,
     Acceleration,
     denoising_session,

@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from skyaudio_cli.errors import WeightsError
+from skyaudio_cli.model.acceleration import FP8_STORAGE, Acceleration, load_accelerated_transformer
 from skyaudio_cli.model.checkpoint import load_transformer, set_adapters
 from skyaudio_cli.model.tiny import write_tiny_humo_transformer, write_tiny_transformer
-from skyaudio_cli.pipeline.acceleration import FP8_STORAGE, Acceleration, load_accelerated_transformer
 
 from .conftest import make_inputs
 

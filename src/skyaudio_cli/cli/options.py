@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 # pure modules: no heavy imports
-from skyaudio_cli.pipeline.modes import (
+from skyaudio_cli.modes import (
     Attention,
     CacheMode,
     Device,

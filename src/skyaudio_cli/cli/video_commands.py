@@ -138,7 +138,7 @@ def _run_task(task: str, job, json_output: bool) -> None:
     silence_libraries()
     started = time.monotonic()
     result = task_spec(task).run(resolved)
-    from skyaudio_cli.pipeline.parallel import is_main_process
+    from skyaudio_cli.model.parallel import is_main_process
 
     if not is_main_process():
         return  # under torchrun rank 0 wrote the video and reports it

@@ -7,7 +7,7 @@ with hooks and, for `do_stable_layer_norm` models, no longer applies the final L
 one, so the encoder is stepped through here with the 4.x meaning spelled out.
 
 Long audio: like the references, attention spans the whole clip it is given; the long-video code
-(pipeline/audio_stream.py) hands it 30 s chunks. Within a clip the CNN runs in 2 s blocks with the
+(conditioning/audio_stream.py) hands it 30 s chunks. Within a clip the CNN runs in 2 s blocks with the
 clip's own GroupNorm statistics (wav2vec2_cnn.py), which gives the whole-clip result in bounded
 memory.
 """

@@ -24,19 +24,19 @@ from skyaudio_cli.conditioning.image_encoder import ImageEncoder
 from skyaudio_cli.conditioning.text import TextEncoder
 from skyaudio_cli.conditioning.vae import VideoVAE
 from skyaudio_cli.errors import InputError, WeightsError
+from skyaudio_cli.long_video.reference_video import ReferenceVideo
 from skyaudio_cli.media.audio import Wave
-from skyaudio_cli.model.checkpoint import TransformerLayout, set_adapters
-from skyaudio_cli.model.transformer import AudioWanTransformer3DModel
-from skyaudio_cli.pipeline.acceleration import (
+from skyaudio_cli.model.acceleration import (
     Acceleration,
     denoising_session,
     load_accelerated_transformer,
     window_cache,
 )
+from skyaudio_cli.model.checkpoint import TransformerLayout, set_adapters
+from skyaudio_cli.model.transformer import AudioWanTransformer3DModel
 from skyaudio_cli.pipeline.device import resolve_attention_backend, resolve_device, resolve_dtype
 from skyaudio_cli.pipeline.family import Architecture, FamilyDefaults, family_defaults
 from skyaudio_cli.pipeline.library_logs import libraries_quiet
-from skyaudio_cli.pipeline.reference_video import ReferenceVideo
 
 ProgressFn = Callable[[int, int], None]
 Loras = tuple[tuple[Path, float], ...]

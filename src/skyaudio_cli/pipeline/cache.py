@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from skyaudio_cli.pipeline.acceleration import Acceleration
+from skyaudio_cli.model.acceleration import Acceleration
 from skyaudio_cli.pipeline.base import VideoPipeline
 from skyaudio_cli.pipeline.dispatch import PipelineClass
 

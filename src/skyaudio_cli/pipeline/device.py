@@ -9,7 +9,7 @@ what only torch can tell (a GPU node present but no usable driver).
 import torch
 
 from skyaudio_cli.errors import InputError
-from skyaudio_cli.pipeline.parallel import local_cuda_device
+from skyaudio_cli.model.parallel import local_cuda_device
 from skyaudio_cli.pipeline.preflight import (
     FP16_ON_CPU,
     NEEDS_CUDA,

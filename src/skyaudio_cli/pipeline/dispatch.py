@@ -10,4 +10,3 @@ PipelineClass = type[TalkingVideoPipeline] | type[HumoPipeline]
 def pipeline_for(architecture: Architecture) -> PipelineClass:
     """The class whose ``from_pretrained`` loads a family of `architecture`."""
     return HumoPipeline if architecture.is_humo else TalkingVideoPipeline
-

@@ -40,19 +40,19 @@ import torch
 from PIL import Image, ImageOps
 
 from skyaudio_cli.conditioning.audio_features import SAMPLE_RATE, num_video_frames, require_mono
+from skyaudio_cli.conditioning.audio_stream import WhisperFeatureStream, feature_stream
 from skyaudio_cli.conditioning.audio_windows import humo_latent_windows, humo_window_frames
+from skyaudio_cli.conditioning.frames import latent_frame_count, padded_frame_count, to_signed, to_uint8
 from skyaudio_cli.errors import InputError
+from skyaudio_cli.long_video.fusion import fused_sample
+from skyaudio_cli.long_video.loop import decode_latent_stream
+from skyaudio_cli.long_video.reference_video import FollowedFrames, ReferenceVideo
+from skyaudio_cli.long_video.windows import LatentWindow, plan_latent_windows
 from skyaudio_cli.media.audio import Wave, audio_duration
-from skyaudio_cli.pipeline.audio_stream import WhisperFeatureStream, feature_stream
+from skyaudio_cli.modes import HUMO_CANNOT_EXTEND, LongVideoMode
 from skyaudio_cli.pipeline.base import PipelineBase, ProgressFn, VideoStream
 from skyaudio_cli.pipeline.buckets import pick_size
-from skyaudio_cli.pipeline.conditioning import latent_frame_count, padded_frame_count, to_signed, to_uint8
 from skyaudio_cli.pipeline.family import Architecture
-from skyaudio_cli.pipeline.fusion import fused_sample
-from skyaudio_cli.pipeline.long_video import decode_latent_stream
-from skyaudio_cli.pipeline.modes import LongVideoMode
-from skyaudio_cli.pipeline.reference_video import FollowedFrames, ReferenceVideo
-from skyaudio_cli.pipeline.windows import LatentWindow, plan_latent_windows
 from skyaudio_cli.sampling.flow_euler import euler_step
 from skyaudio_cli.sampling.humo_guidance import Condition, HumoGuidance
 from skyaudio_cli.sampling.unipc import sample_unipc, unipc_timesteps
@@ -278,7 +278,7 @@ class HumoPipeline(PipelineBase):
         Every window hears ``prompt`` (HuMo has no connection prompt), so ``keep_prompt`` changes nothing."""
         d = self.defaults
         if start_frames is not None:
-            raise InputError(f"{d.family}: HuMo models cannot continue a video (no motion frames)")
+            raise InputError(f"model '{d.family}': {HUMO_CANNOT_EXTEND}")
         if reference_video is not None:
             if portrait is not None:
                 raise InputError("give one of portrait and reference_video")

@@ -12,7 +12,7 @@ Usable from Python as well as from the CLI:
 
 Steps follow diffusers' pipeline shape: encode_prompt / encode_image / audio_windows ->
 prepare_condition / prepare_latents -> denoise (one window) -> decode; the window loops that chain
-windows into a video of any length live in long_video.py.
+windows into a video of any length live in long_video/loop.py.
 """
 
 from collections.abc import Callable, Iterator, Sequence
@@ -27,41 +27,40 @@ from skyaudio_cli.conditioning.audio_features import (
     require_mono,
     require_speech,
 )
+from skyaudio_cli.conditioning.audio_stream import feature_stream
 from skyaudio_cli.conditioning.audio_windows import frame_windows
-from skyaudio_cli.conditioning.image_encoder import ImageEncoder
-from skyaudio_cli.errors import InputError
-from skyaudio_cli.media.audio import Wave, audio_duration
-from skyaudio_cli.media.image import resize_center_crop
-from skyaudio_cli.pipeline.audio_stream import feature_stream
-from skyaudio_cli.pipeline.base import (
-    PipelineBase,
-    ProgressFn,
-    VideoStream,
-    family_loras,
-)
-from skyaudio_cli.pipeline.buckets import pick_size
-from skyaudio_cli.pipeline.conditioning import (
+from skyaudio_cli.conditioning.frames import (
     frames_to_tensor,
     known_frames_mask,
     latent_frame_count,
     padded_frame_count,
     to_uint8,
 )
-from skyaudio_cli.pipeline.family import Architecture
-from skyaudio_cli.pipeline.known_latents import KnownLatents
-from skyaudio_cli.pipeline.long_video import (
+from skyaudio_cli.conditioning.image_encoder import ImageEncoder
+from skyaudio_cli.errors import InputError
+from skyaudio_cli.long_video.known_latents import KnownLatents
+from skyaudio_cli.long_video.loop import (
     MOTION_SCHEMES,
     KnownForWindow,
-    LongVideoMode,
     Request,
+    WindowConditions,
     WindowedGenerator,
 )
-from skyaudio_cli.pipeline.reference_video import FollowedFrames, ReferenceVideo
-from skyaudio_cli.pipeline.windows import plan_latent_windows, plan_windows
+from skyaudio_cli.long_video.reference_video import FollowedFrames, ReferenceVideo
+from skyaudio_cli.long_video.windows import plan_latent_windows, plan_windows
+from skyaudio_cli.media.audio import Wave, audio_duration
+from skyaudio_cli.media.image import resize_center_crop
+from skyaudio_cli.modes import FUSION_CANNOT_EXTEND, LongVideoMode
+from skyaudio_cli.pipeline.base import (
+    PipelineBase,
+    ProgressFn,
+    VideoStream,
+)
+from skyaudio_cli.pipeline.buckets import pick_size
+from skyaudio_cli.pipeline.family import Architecture
 from skyaudio_cli.sampling.flow_euler import sample_euler, shifted_timesteps
 from skyaudio_cli.sampling.guidance import GuidanceScales, Pass, combine
 
-# pipeline/run.py and run_lipsync.py import these from here (until the tasks layer takes them over).
 AUDIO_RADIUS = 2  # each frame hears frames i-2..i+2 (both releases)
 
 
@@ -107,30 +106,27 @@ class TalkingVideoPipeline(PipelineBase):
         )
         return noise.to(self.device)
 
-    def velocity_function(
-        self,
-        *,
-        condition: torch.Tensor,
-        text: torch.Tensor,
-        negative_text: torch.Tensor,
-        image_tokens: torch.Tensor,
-        audio: torch.Tensor,
-        scales: GuidanceScales,
-    ) -> Callable[[torch.Tensor, float], torch.Tensor]:
+    def velocity_function(self, c: WindowConditions) -> Callable[[torch.Tensor, float], torch.Tensor]:
         """The guided velocity of one window: all guidance passes in one batched forward."""
+        scales = c.scales
         passes = scales.passes()
         text_for = {
-            Pass.COND: text,
-            Pass.DROP_TEXT: negative_text,
-            Pass.DROP_AUDIO: text,
-            Pass.UNCOND: negative_text,
+            Pass.COND: c.text,
+            Pass.DROP_TEXT: c.negative_text,
+            Pass.DROP_AUDIO: c.text,
+            Pass.UNCOND: c.negative_text,
         }
-        silent = torch.zeros_like(audio)
-        audio_for = {Pass.COND: audio, Pass.DROP_TEXT: audio, Pass.DROP_AUDIO: silent, Pass.UNCOND: silent}
+        silent = torch.zeros_like(c.audio)
+        audio_for = {
+            Pass.COND: c.audio,
+            Pass.DROP_TEXT: c.audio,
+            Pass.DROP_AUDIO: silent,
+            Pass.UNCOND: silent,
+        }
         text_batch = torch.cat([text_for[p] for p in passes])
         audio_batch = torch.cat([audio_for[p] for p in passes])
-        image_batch = image_tokens.expand(len(passes), -1, -1)
-        condition_batch = condition.expand(len(passes), -1, -1, -1, -1)
+        image_batch = c.image_tokens.expand(len(passes), -1, -1)
+        condition_batch = c.condition.expand(len(passes), -1, -1, -1, -1)
 
         @torch.no_grad()
         def velocity(x: torch.Tensor, t: float) -> torch.Tensor:
@@ -317,10 +313,7 @@ class TalkingVideoPipeline(PipelineBase):
         if mode == LongVideoMode.auto:
             mode = LongVideoMode(self.defaults.long_video_mode)
         if extending and mode == LongVideoMode.fusion:
-            raise InputError(
-                "--long-video-mode fusion cannot continue a video (it has no motion frames); "
-                "use skyreels or infinitetalk"
-            )
+            raise InputError(FUSION_CANNOT_EXTEND)
         return mode
 
 

@@ -16,18 +16,8 @@ import numpy as np
 from PIL import Image
 
 from skyaudio_cli import console
-from skyaudio_cli.errors import InputError, RuntimeFailure
-from skyaudio_cli.face.debug import overlay_mask
-from skyaudio_cli.face.geometry import Box
-from skyaudio_cli.face.regions import detect_faces, face_box_regions, user_mask_regions
-from skyaudio_cli.media.audio import Wave, audio_duration
-from skyaudio_cli.media.soundtrack import Segment, Soundtrack
-from skyaudio_cli.media.video import VideoInfo, iter_frames, probe_video
-from skyaudio_cli.media.video_writer import OUTPUT_AUDIO_SAMPLE_RATE
-from skyaudio_cli.pipeline.buckets import pick_size
-from skyaudio_cli.pipeline.edit_timeline import plan_timeline
-from skyaudio_cli.pipeline.frame_rate import output_frame_count
-from skyaudio_cli.pipeline.lipsync import (
+from skyaudio_cli.conditioning.audio_features import SAMPLE_RATE
+from skyaudio_cli.edit.lipsync import (
     EditPlan,
     Regions,
     SourceCrops,
@@ -35,12 +25,22 @@ from skyaudio_cli.pipeline.lipsync import (
     known_outside_mask,
     single_frames,
 )
-from skyaudio_cli.pipeline.modes import EditMode, LoopMode
-from skyaudio_cli.pipeline.reference_video import ReferenceVideo
-from skyaudio_cli.pipeline.source_frames import frames_in_order
-from skyaudio_cli.conditioning.audio_features import SAMPLE_RATE
+from skyaudio_cli.errors import InputError, RuntimeFailure
+from skyaudio_cli.face.debug import overlay_mask
+from skyaudio_cli.face.geometry import Box
+from skyaudio_cli.face.regions import detect_faces, face_box_regions, user_mask_regions
+from skyaudio_cli.long_video.reference_video import ReferenceVideo
+from skyaudio_cli.long_video.source_frames import frames_in_order
+from skyaudio_cli.long_video.timeline import plan_timeline
+from skyaudio_cli.media.audio import Wave, audio_duration
+from skyaudio_cli.media.frame_rate import output_frame_count
+from skyaudio_cli.media.retime import resized
+from skyaudio_cli.media.soundtrack import Segment, Soundtrack
+from skyaudio_cli.media.video import VideoInfo, iter_frames, probe_video
+from skyaudio_cli.media.video_writer import OUTPUT_AUDIO_SAMPLE_RATE
+from skyaudio_cli.modes import EditMode, LoopMode
 from skyaudio_cli.pipeline.base import VideoStream
-from skyaudio_cli.pipeline.video_output import resized
+from skyaudio_cli.pipeline.buckets import pick_size
 from skyaudio_cli.tasks.generate import start_stream
 from skyaudio_cli.tasks.jobs import EditLipsyncJob, parse_face_box
 from skyaudio_cli.tasks.render import (

@@ -8,18 +8,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from skyaudio_cli.conditioning.audio_features import SAMPLE_RATE
 from skyaudio_cli.errors import InputError
+from skyaudio_cli.long_video.reference_video import ReferenceVideo
 from skyaudio_cli.media.audio import AudioFile, audio_duration
+from skyaudio_cli.media.frame_rate import output_frame_count, resample_frame_indices
 from skyaudio_cli.media.image import load_image
+from skyaudio_cli.media.retime import resized, retime
 from skyaudio_cli.media.soundtrack import Segment, Soundtrack
 from skyaudio_cli.media.video import VIDEO_SUFFIXES, VideoInfo, iter_frames, probe_video, read_last_frames
-from skyaudio_cli.pipeline.cache import PipelineCache
-from skyaudio_cli.pipeline.frame_rate import output_frame_count, resample_frame_indices
-from skyaudio_cli.pipeline.modes import ReferenceMode
-from skyaudio_cli.pipeline.reference_video import ReferenceVideo
-from skyaudio_cli.conditioning.audio_features import SAMPLE_RATE
+from skyaudio_cli.modes import ReferenceMode
 from skyaudio_cli.pipeline.base import VideoPipeline, VideoStream
-from skyaudio_cli.pipeline.video_output import resized, retime
+from skyaudio_cli.pipeline.cache import PipelineCache
 from skyaudio_cli.tasks.jobs import ExtendJob
 from skyaudio_cli.tasks.render import (
     Render,
@@ -124,9 +124,7 @@ def run_extend(resolved: ResolvedJob, pipelines: PipelineCache | None = None) ->
     }
 
 
-def start_stream(
-    pipe: VideoPipeline, resolved: ResolvedJob, speech: AudioFile, **source
-) -> VideoStream:
+def start_stream(pipe: VideoPipeline, resolved: ResolvedJob, speech: AudioFile, **source) -> VideoStream:
     """The job's video as a stream; `source` is the portrait, the video to follow, or the start
     frames to continue (and may override the config, as edits do)."""
     return pipe.stream(audio=speech, **{**resolved.config.stream_arguments(), **source})

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from skyaudio_cli.errors import InputError, NotAvailableError
-from skyaudio_cli.pipeline.modes import (
+from skyaudio_cli.modes import (
     Attention,
     CacheMode,
     Device,
@@ -115,7 +115,7 @@ def validate_settings(settings: Settings) -> None:
     if settings.resolution is not None:
         validate_resolution(settings.resolution)
     check_runtime(settings.device, settings.dtype, settings.attention)
-    if settings.cache == "mag":
+    if settings.cache == CacheMode.mag:
         raise NotAvailableError(
             "--cache mag: MagCache needs magnitude ratios calibrated for the checkpoint and none are shipped"
             " yet; use --cache first-block"

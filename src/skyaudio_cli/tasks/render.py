@@ -3,7 +3,8 @@
 A runner prepares a `Render` (its inputs read and checked, the pipeline loaded, a lazy stream of
 frames) and `render` writes it: one bar (or, without a terminal, a line every 30 s) over every
 denoising step, frames piped to ffmpeg as each window finishes so memory does not grow with the
-video's length, and under torchrun only rank 0 writing. Shared preparation steps live here too.
+video's length, and under torchrun only rank 0 writing (every rank generates: the DiT is split
+across them). Shared preparation steps live here too.
 """
 
 import time
@@ -16,17 +17,18 @@ import numpy as np
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from skyaudio_cli import console
+from skyaudio_cli.conditioning.audio_features import SAMPLE_RATE
+from skyaudio_cli.errors import RuntimeFailure
 from skyaudio_cli.media.audio import AudioFile, check_audio, is_silent, normalize_loudness, open_audio
 from skyaudio_cli.media.soundtrack import Soundtrack
-from skyaudio_cli.media.video import VideoInfo
+from skyaudio_cli.media.video import VideoInfo, VideoWriter
 from skyaudio_cli.media.video_writer import OUTPUT_AUDIO_SAMPLE_RATE, encoded_size
-from skyaudio_cli.pipeline.acceleration import Acceleration
+from skyaudio_cli.model import parallel
+from skyaudio_cli.model.acceleration import Acceleration
 from skyaudio_cli.pipeline.base import VideoPipeline, VideoStream, family_loras
 from skyaudio_cli.pipeline.cache import PipelineCache, PipelineKey
 from skyaudio_cli.pipeline.dispatch import pipeline_for
 from skyaudio_cli.pipeline.family import FamilyDefaults
-from skyaudio_cli.conditioning.audio_features import SAMPLE_RATE
-from skyaudio_cli.pipeline.video_output import video_sink
 from skyaudio_cli.tasks.resolve import ResolvedJob
 
 # Without a terminal, a progress line this often: ~40 lines for a 20-minute job.
@@ -72,6 +74,38 @@ def render(r: Render) -> int:
             for sink, frame in zip(sinks, frames, strict=True):
                 sink.write(frame)
         return sinks[0].frames_written
+
+
+class _Discard:
+    frames_written = 0
+
+    def write(self, frames: np.ndarray) -> None:
+        self.frames_written += 1 if frames.ndim == 3 else len(frames)
+
+
+@contextmanager
+def video_sink(
+    path: Path,
+    *,
+    fps: float,
+    width: int,
+    height: int,
+    audio: np.ndarray | Soundtrack,
+    audio_sample_rate: int,
+    overwrite: bool,
+) -> Iterator[VideoWriter | _Discard]:
+    """A VideoWriter on the main process, a counter elsewhere; I/O errors become RuntimeFailure."""
+    if not parallel.is_main_process():
+        yield _Discard()
+        return
+    try:
+        with VideoWriter(
+            path, fps=fps, width=width, height=height, audio=audio,
+            audio_sample_rate=audio_sample_rate, overwrite=overwrite,
+        ) as writer:  # fmt: skip
+            yield writer
+    except OSError as failure:
+        raise RuntimeFailure(f"{path}: could not write video ({failure.strerror or failure})") from failure
 
 
 def family_result(resolved: ResolvedJob) -> dict:

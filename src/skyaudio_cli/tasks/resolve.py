@@ -10,8 +10,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from skyaudio_cli.errors import InputError
+from skyaudio_cli.modes import FUSION_CANNOT_EXTEND, HUMO_CANNOT_EXTEND, LongVideoMode
 from skyaudio_cli.pipeline.family import Architecture, FamilyDefaults, family_defaults
-from skyaudio_cli.pipeline.modes import FUSION_CANNOT_EXTEND, LongVideoMode
 from skyaudio_cli.tasks.jobs import EditLipsyncJob, ExtendJob, GenerateJob, Settings
 from skyaudio_cli.weights.local_folder import ResolvedModel
 
@@ -106,10 +106,7 @@ def _check_generate(r: ResolvedJob, mode: LongVideoMode) -> LongVideoMode:
 
 def _check_extend(r: ResolvedJob, mode: LongVideoMode) -> LongVideoMode:
     if not r.architecture.can_extend:
-        raise InputError(
-            f"--model {r.settings.model}: HuMo models cannot continue a video (they have no motion frames); "
-            "use skyreels-v3-a2v or infinitetalk"
-        )
+        raise InputError(f"--model {r.settings.model}: {HUMO_CANNOT_EXTEND}")
     if mode == LongVideoMode.fusion:
         raise InputError(FUSION_CANNOT_EXTEND)
     return mode

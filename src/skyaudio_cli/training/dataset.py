@@ -24,7 +24,9 @@ from safetensors.torch import save_file
 
 from skyaudio_cli.conditioning.audio_encoders import load_audio_encoder
 from skyaudio_cli.conditioning.audio_features import SAMPLE_RATE
+from skyaudio_cli.conditioning.audio_stream import feature_stream
 from skyaudio_cli.conditioning.audio_windows import frame_windows
+from skyaudio_cli.conditioning.frames import frames_to_tensor, reference_video
 from skyaudio_cli.conditioning.image_encoder import ImageEncoder
 from skyaudio_cli.conditioning.text import TextEncoder
 from skyaudio_cli.conditioning.vae import VideoVAE
@@ -32,16 +34,14 @@ from skyaudio_cli.errors import InputError, NotAvailableError
 from skyaudio_cli.face.detector import FaceDetector
 from skyaudio_cli.face.mask import latent_mask, lower_face_mask
 from skyaudio_cli.face.tracking import is_scene_cut, thumbnail, track_faces
+from skyaudio_cli.long_video.windows import mirrored_index
 from skyaudio_cli.media.atomic import atomic_write_path
 from skyaudio_cli.media.audio import is_silent, load_audio, normalize_loudness
 from skyaudio_cli.media.image import resize_center_crop
 from skyaudio_cli.media.video import iter_frames, probe_video
-from skyaudio_cli.pipeline.audio_stream import feature_stream
 from skyaudio_cli.pipeline.buckets import pick_size
-from skyaudio_cli.pipeline.conditioning import frames_to_tensor, reference_video
 from skyaudio_cli.pipeline.family import FamilyDefaults, family_defaults
 from skyaudio_cli.pipeline.talking_video import AUDIO_RADIUS
-from skyaudio_cli.pipeline.windows import mirrored_index
 from skyaudio_cli.training.masks import face_mask, latent_coverage, lip_mask
 
 MANIFEST = "manifest.jsonl"

@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from skyaudio_cli.conditioning.frames import known_frames_mask, latent_frame_count, padded_frame_count
 from skyaudio_cli.errors import InputError
 from skyaudio_cli.media.atomic import atomic_write_path
-from skyaudio_cli.pipeline.conditioning import known_frames_mask, latent_frame_count, padded_frame_count
 from skyaudio_cli.training import adapters, state
 from skyaudio_cli.training.config import Stage, TrainConfig
 from skyaudio_cli.training.dataset import NULL_TEXT, read_manifest

@@ -61,8 +61,11 @@ class EditMode(StrEnum):
     full_frame = "full-frame"  # the whole frame, following the source video (ReferenceMode.follow)
 
 
-# extend continues from motion frames, which latent fusion does not have (the tasks layer refuses it
-# before loading; the pipeline, for Python callers).
+# extend continues from motion frames, which latent fusion and HuMo do not have (the tasks layer
+# refuses both before loading; the pipelines, for Python callers).
 FUSION_CANNOT_EXTEND = (
     "--long-video-mode fusion cannot continue a video (it has no motion frames); use skyreels or infinitetalk"
+)
+HUMO_CANNOT_EXTEND = (
+    "HuMo models cannot continue a video (they have no motion frames); use skyreels-v3-a2v or infinitetalk"
 )

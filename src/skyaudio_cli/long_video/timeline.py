@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from skyaudio_cli.pipeline.modes import LoopMode
+from skyaudio_cli.modes import LoopMode
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 1. Regions: every source frame gets a crop around the face and a feathered lower-face mask
    (face/regions.py); only boxes are kept in memory.
-2. Timelines: the output follows the new audio at the source's frame rate (edit_timeline.py); the
+2. Timelines: the output follows the new audio at the source's frame rate (long_video/timeline.py); the
    model runs at its own 25 fps over the same duration. Model frame k shows the output frame whose
    time span contains k/25 s, and output frame i shows the model frame containing i/fps s, so the
    mouth stays in sync at any source rate (the mapping of frame_rate.resample_frame_indices).
@@ -28,17 +28,17 @@ import cv2
 import numpy as np
 import torch
 
+from skyaudio_cli.conditioning.frames import frames_to_tensor, to_signed, to_uint8
 from skyaudio_cli.face.composite import crop_for_model, paste_back
 from skyaudio_cli.face.geometry import Box
 from skyaudio_cli.face.mask import latent_mask
 from skyaudio_cli.face.regions import TrackedFaces, UserMasks
-from skyaudio_cli.pipeline.colour import LabStats, transfer_colours
-from skyaudio_cli.pipeline.conditioning import frames_to_tensor, to_signed, to_uint8
-from skyaudio_cli.pipeline.edit_timeline import EditTimeline
-from skyaudio_cli.pipeline.frame_rate import resample_frame_indices
-from skyaudio_cli.pipeline.known_latents import KnownLatents
-from skyaudio_cli.pipeline.source_frames import WindowReader, frames_in_order
-from skyaudio_cli.pipeline.windows import Window
+from skyaudio_cli.long_video.colour import LabStats, transfer_colours
+from skyaudio_cli.long_video.known_latents import KnownLatents
+from skyaudio_cli.long_video.source_frames import WindowReader, frames_in_order
+from skyaudio_cli.long_video.timeline import EditTimeline
+from skyaudio_cli.long_video.windows import Window
+from skyaudio_cli.media.frame_rate import resample_frame_indices
 
 Regions = TrackedFaces | UserMasks
 # Long side of the copies the colour statistics of a crop are measured on (a mean and a spread

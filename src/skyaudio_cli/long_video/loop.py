@@ -31,21 +31,21 @@ from typing import Protocol
 
 import torch
 
+from skyaudio_cli.conditioning.audio_stream import ChunkedFeatureStream, WhisperFeatureStream
+from skyaudio_cli.conditioning.frames import frames_to_tensor, latent_frame_count, padded_frame_count
 from skyaudio_cli.conditioning.vae import VideoVAE
-from skyaudio_cli.pipeline.audio_stream import ChunkedFeatureStream, WhisperFeatureStream
-from skyaudio_cli.pipeline.colour import LabStats, match_colours
-from skyaudio_cli.pipeline.conditioning import frames_to_tensor, latent_frame_count, padded_frame_count
-from skyaudio_cli.pipeline.fusion import fused_sample
-from skyaudio_cli.pipeline.known_latents import KnownLatents
-from skyaudio_cli.pipeline.modes import LongVideoMode
-from skyaudio_cli.pipeline.reference_video import FollowedFrames, keyframe_latents
-from skyaudio_cli.pipeline.windows import (
+from skyaudio_cli.long_video.colour import LabStats, match_colours
+from skyaudio_cli.long_video.fusion import fused_sample
+from skyaudio_cli.long_video.known_latents import KnownLatents
+from skyaudio_cli.long_video.reference_video import FollowedFrames, keyframe_latents
+from skyaudio_cli.long_video.windows import (
     Window,
     WindowPlan,
     audio_frame_indices,
     keyframe_source_index,
     plan_latent_windows,
 )
+from skyaudio_cli.modes import LongVideoMode
 from skyaudio_cli.sampling.guidance import GuidanceScales
 
 # The skyreels release pins each window's last frames to one keyframe repeated this many times.
@@ -69,16 +69,7 @@ class WindowModel(Protocol):
 
     def audio_windows(self, rows: torch.Tensor, num_frames: int) -> torch.Tensor: ...
 
-    def velocity_function(
-        self,
-        *,
-        condition: torch.Tensor,
-        text: torch.Tensor,
-        negative_text: torch.Tensor,
-        image_tokens: torch.Tensor,
-        audio: torch.Tensor,
-        scales: GuidanceScales,
-    ) -> Velocity: ...
+    def velocity_function(self, conditions: "WindowConditions") -> Velocity: ...
 
     def prepare_latents(self, condition: torch.Tensor, generator: torch.Generator) -> torch.Tensor: ...
 
@@ -121,6 +112,19 @@ MOTION_SCHEMES = {
         hold_reference=True, clamp_audio_to_padded=False,
     ),
 }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class WindowConditions:
+    """What one window of an a2v pipeline is conditioned on (batch 1)."""
+
+    condition: torch.Tensor  # concat(mask4, latents16) of the window's known frames
+    text: torch.Tensor
+    negative_text: torch.Tensor
+    image_tokens: torch.Tensor  # CLIP tokens of the window's reference frame
+    audio: torch.Tensor  # [1, frames, 5, layers, channels] per-frame audio windows
+    scales: GuidanceScales
+
 
 KnownForWindow = Callable[[Window], KnownLatents | None]
 
@@ -243,12 +247,14 @@ class WindowedGenerator:
             held.append(self._source_keyframes(window, condition.shape[2]))
 
         velocity = pipe.velocity_function(
-            condition=condition,
-            text=text,
-            negative_text=request.negative_text,
-            image_tokens=tokens,
-            audio=self._audio(window, plan, clamp_to_padded=scheme.clamp_audio_to_padded),
-            scales=request.scales,
+            WindowConditions(
+                condition=condition,
+                text=text,
+                negative_text=request.negative_text,
+                image_tokens=tokens,
+                audio=self._audio(window, plan, clamp_to_padded=scheme.clamp_audio_to_padded),
+                scales=request.scales,
+            )
         )
         latents = pipe.prepare_latents(condition, request.generator)
         return pipe.denoise(latents, velocity, request.timesteps, known=held, on_step=self.on_step)
@@ -299,12 +305,14 @@ class WindowedGenerator:
         def window_velocity(k: int):
             window = pixel_windows[k]
             return pipe.velocity_function(
-                condition=condition(k == 0, window.length),
-                text=request.text,
-                negative_text=request.negative_text,
-                image_tokens=request.reference_tokens,
-                audio=self._audio(window, plan),
-                scales=request.scales,
+                WindowConditions(
+                    condition=condition(k == 0, window.length),
+                    text=request.text,
+                    negative_text=request.negative_text,
+                    image_tokens=request.reference_tokens,
+                    audio=self._audio(window, plan),
+                    scales=request.scales,
+                )
             )
 
         def initial_latents(start: int, stop: int) -> torch.Tensor:

@@ -21,7 +21,7 @@ Latent fusion (the paper's sliding-window denoising): windows over latent frames
 
 from dataclasses import dataclass
 
-from skyaudio_cli.pipeline.conditioning import padded_frame_count
+from skyaudio_cli.conditioning.frames import padded_frame_count
 
 
 @dataclass(frozen=True)

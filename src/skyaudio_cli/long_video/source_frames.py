@@ -16,8 +16,8 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
+from skyaudio_cli.long_video.windows import mirrored_index
 from skyaudio_cli.media.video import iter_frames
-from skyaudio_cli.pipeline.windows import mirrored_index
 
 Item = TypeVar("Item")
 

@@ -13,7 +13,7 @@ frames) are imposed as known latents noised to the current timestep, which holds
 background and body on the source while the audio moves the face in between.
 
 A source shorter than the audio loops by ping-pong or freezes on its last frame (the timeline of
-edit-lipsync, `edit_timeline.plan_timeline`); frames past the padded end of the last window mirror
+edit-lipsync, `timeline.plan_timeline`); frames past the padded end of the last window mirror
 back, as its audio does.
 """
 
@@ -27,12 +27,12 @@ import numpy as np
 
 from skyaudio_cli.conditioning.vae import TEMPORAL_STRIDE
 from skyaudio_cli.errors import InputError
+from skyaudio_cli.long_video.source_frames import WindowReader, frames_in_order
+from skyaudio_cli.long_video.timeline import plan_timeline
+from skyaudio_cli.media.frame_rate import output_frame_count, resample_frame_indices
 from skyaudio_cli.media.image import resize_center_crop_array
-from skyaudio_cli.pipeline.edit_timeline import plan_timeline
-from skyaudio_cli.pipeline.frame_rate import output_frame_count, resample_frame_indices
-from skyaudio_cli.pipeline.modes import LoopMode
-from skyaudio_cli.pipeline.source_frames import WindowReader, frames_in_order
-from skyaudio_cli.pipeline.video_output import resized
+from skyaudio_cli.media.retime import resized
+from skyaudio_cli.modes import LoopMode
 
 # Frames between two source keyframes held as known latents: every 5th latent (0.8 s at 25 fps), so
 # an 81-frame window holds 4 of its 21 latents and the speech moves the face between them.

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import torch
 
-from skyaudio_cli.pipeline.windows import LatentWindow
+from skyaudio_cli.long_video.windows import LatentWindow
 from skyaudio_cli.sampling.flow_euler import euler_step
 
 VelocityFn = Callable[[torch.Tensor, float, int], torch.Tensor]

@@ -21,10 +21,10 @@ from pathlib import Path
 import torch
 
 from skyaudio_cli.errors import InputError
+from skyaudio_cli.model import parallel
 from skyaudio_cli.model.checkpoint import TransformerLayout, load_transformer
 from skyaudio_cli.model.transformer import AudioWanTransformer3DModel
-from skyaudio_cli.pipeline import parallel
-from skyaudio_cli.pipeline.modes import CacheMode
+from skyaudio_cli.modes import CacheMode
 
 FP8_STORAGE = torch.float8_e4m3fn
 CACHE_MODES = tuple(CacheMode)
@@ -51,7 +51,7 @@ class Acceleration:
     def __post_init__(self) -> None:
         if self.cache not in CACHE_MODES:
             raise InputError(f"--cache {self.cache}: use one of {', '.join(CACHE_MODES)}")
-        if self.cache == "mag" and self.mag_ratios is None:
+        if self.cache == CacheMode.mag and self.mag_ratios is None:
             raise InputError("cache 'mag': pass mag_ratios calibrated for this checkpoint and step count")
 
 
@@ -120,7 +120,7 @@ def enable_block_cache(
     from diffusers.hooks import FirstBlockCacheConfig, MagCacheConfig
 
     threshold = {} if acceleration.cache_threshold is None else {"threshold": acceleration.cache_threshold}
-    if acceleration.cache == "first-block":
+    if acceleration.cache == CacheMode.first_block:
         transformer.enable_cache(FirstBlockCacheConfig(**threshold))
     else:
         ratios = list(acceleration.mag_ratios)
