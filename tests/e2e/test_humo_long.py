@@ -12,6 +12,7 @@ from skyaudio_cli.conditioning.audio_windows import humo_latent_windows
 from skyaudio_cli.long_video.windows import plan_latent_windows
 from skyaudio_cli.media.audio import load_audio
 from skyaudio_cli.media.video import probe_video
+from skyaudio_cli.pipeline.family import GenerationOptions
 from skyaudio_cli.sampling.flow_euler import sample_euler
 from skyaudio_cli.sampling.unipc import unipc_timesteps
 
@@ -93,7 +94,7 @@ def test_fusing_a_single_window_is_plain_euler_on_the_same_conditions(humo_pipe,
     features = WhisperFeatureStream(humo_pipe.audio_encoder, audio, 25.0)
     text, negative = humo_pipe.encode_prompt("A woman talks", "")
     reference = humo_pipe.encode_portrait(portrait_image, 64, 64)
-    guidance = humo_pipe.guidance(with_image=True, text_scale=None, audio_scale=None)
+    guidance = humo_pipe.guidance(GenerationOptions().merged(humo_pipe.defaults), with_image=True)
     timesteps = unipc_timesteps(3, 5.0)
     (window,) = plan_latent_windows(4, window=25, overlap=5)
 

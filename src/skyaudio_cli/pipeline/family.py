@@ -1,7 +1,7 @@
 """Per-family generation defaults, read from weights.toml so there is one source of truth."""
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from enum import StrEnum
 
 from skyaudio_cli.errors import InputError
@@ -171,3 +171,39 @@ def _loudness(text: str) -> float | None:
     if match is None:
         raise ValueError(f'weights.toml loudness must be "none" or "<number> LUFS", got {text!r}')
     return float(match[1])
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """What a pipeline's `stream` is asked for; None (and long-video mode "auto") = the family's
+    default, filled in by `merged`. The tasks layer resolves a job to merged options once; the
+    pipelines merge what Python callers give them the same way."""
+
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    keep_prompt: bool = False  # the windows after a preview hear `prompt`, not the connection prompt
+    resolution: str | None = None
+    seed: int = 0
+    steps: int | None = None
+    shift: float | None = None
+    text_scale: float | None = None
+    audio_scale: float | None = None
+    long_video_mode: str = "auto"
+
+    def merged(self, d: FamilyDefaults) -> "GenerationOptions":
+        """Every default of family `d` filled in (the shift for the resolution asked for)."""
+        return replace(
+            self,
+            prompt=self.prompt or d.prompt,
+            negative_prompt=self.negative_prompt or d.negative_prompt,
+            resolution=self.resolution or d.resolution,
+            steps=self.steps or d.steps,
+            shift=self.shift or d.shift_for(self.resolution),
+            text_scale=d.text_scale if self.text_scale is None else self.text_scale,
+            audio_scale=d.audio_scale if self.audio_scale is None else self.audio_scale,
+            long_video_mode=d.long_video_mode if self.long_video_mode == "auto" else self.long_video_mode,
+        )
+
+    def as_arguments(self) -> dict:
+        """The options as keyword arguments of the pipelines' `stream`."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -34,6 +34,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache, partial
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,7 +53,7 @@ from skyaudio_cli.media.audio import Wave, audio_duration
 from skyaudio_cli.modes import HUMO_CANNOT_EXTEND, LongVideoMode
 from skyaudio_cli.pipeline.base import PipelineBase, ProgressFn, VideoStream
 from skyaudio_cli.pipeline.buckets import pick_size
-from skyaudio_cli.pipeline.family import Architecture
+from skyaudio_cli.pipeline.family import Architecture, GenerationOptions
 from skyaudio_cli.sampling.flow_euler import euler_step
 from skyaudio_cli.sampling.humo_guidance import Condition, HumoGuidance
 from skyaudio_cli.sampling.unipc import sample_unipc, unipc_timesteps
@@ -197,13 +198,12 @@ class HumoPipeline(PipelineBase):
 
         return velocity
 
-    def guidance(
-        self, *, with_image: bool, text_scale: float | None, audio_scale: float | None
-    ) -> HumoGuidance:
+    def guidance(self, o: GenerationOptions, *, with_image: bool) -> HumoGuidance:
+        """The guidance of merged options `o`."""
         d = self.defaults
         return HumoGuidance(
-            text=d.text_scale if text_scale is None else text_scale,
-            audio=d.audio_scale if audio_scale is None else audio_scale,
+            text=o.text_scale,
+            audio=o.audio_scale,
             image=d.image_scale,
             with_image=with_image,
             # The time-dependent switch is humo-17b's recipe; humo-1.7b's families have none (four
@@ -260,40 +260,33 @@ class HumoPipeline(PipelineBase):
         portrait: Image.Image | None = None,
         start_frames: np.ndarray | None = None,
         reference_video: ReferenceVideo | None = None,
-        prompt: str | None = None,
-        negative_prompt: str | None = None,
-        keep_prompt: bool = False,
-        resolution: str | None = None,
-        seed: int = 0,
-        steps: int | None = None,
-        shift: float | None = None,
-        text_scale: float | None = None,
-        audio_scale: float | None = None,
-        long_video_mode: str | None = None,
         progress: ProgressFn | None = None,
+        **options: Any,
     ) -> VideoStream:
         """Frames at 25 fps for 16 kHz mono ``audio`` of any length, generated when ``frames`` is
         iterated (``TalkingVideoPipeline.stream``'s interface); ``portrait`` None = text + audio mode;
         ``reference_video`` instead of ``portrait``: each window's reference latent follows the video.
-        Every window hears ``prompt`` (HuMo has no connection prompt), so ``keep_prompt`` changes nothing."""
+        ``options`` are the fields of ``GenerationOptions``. Every window hears ``prompt`` (HuMo has no
+        connection prompt), so ``keep_prompt`` changes nothing."""
         d = self.defaults
+        o = GenerationOptions(**options).merged(d)
         if start_frames is not None:
             raise InputError(f"model '{d.family}': {HUMO_CANNOT_EXTEND}")
         if reference_video is not None:
             if portrait is not None:
                 raise InputError("give one of portrait and reference_video")
             portrait = Image.fromarray(reference_video.first_frame())
-        if long_video_mode not in (None, LongVideoMode.auto, LongVideoMode.fusion):
+        if o.long_video_mode != LongVideoMode.fusion:
             raise InputError(
-                f"--long-video-mode {long_video_mode}: {d.family} has no motion conditioning; use fusion"
+                f"--long-video-mode {o.long_video_mode}: {d.family} has no motion conditioning; use fusion"
             )
         num_frames = num_video_frames(require_mono(audio).size, SAMPLE_RATE, d.fps)
         num_latents = latent_frame_count(padded_frame_count(num_frames))
         windows = plan_latent_windows(
             num_latents, window=latent_frame_count(d.frames_per_window), overlap=d.fusion_overlap
         )
-        width, height = self.output_size(portrait, resolution)
-        steps, shift = steps or d.steps, shift or d.shift
+        width, height = self.output_size(portrait, o.resolution)
+        steps, shift = o.steps, o.shift
         single = len(windows) == 1
         result = VideoStream(
             frames=iter(()), fps=d.fps, width=width, height=height, num_frames=num_frames,
@@ -310,14 +303,12 @@ class HumoPipeline(PipelineBase):
 
         @torch.no_grad()
         def frames() -> Iterator[np.ndarray]:
-            text, negative_text = self.encode_prompt(prompt or d.prompt, negative_prompt or d.negative_prompt)
+            text, negative_text = self.encode_prompt(o.prompt, o.negative_prompt)
             reference = self.encode_portrait(portrait, width, height)
             masked = lru_cache(maxsize=2)(partial(self.masked_conditions, reference))
             zero_latents = lru_cache(maxsize=2)(partial(self.zero_video_latents, reference))
-            guidance = self.guidance(
-                with_image=portrait is not None, text_scale=text_scale, audio_scale=audio_scale
-            )
-            generator = torch.Generator("cpu").manual_seed(seed)
+            guidance = self.guidance(o, with_image=portrait is not None)
+            generator = torch.Generator("cpu").manual_seed(o.seed)
             conditions = partial(self.window_conditions, text, negative_text, reference)
             features = feature_stream(self.audio_encoder, audio, d.fps)
             if single:
@@ -389,9 +380,9 @@ class HumoPipeline(PipelineBase):
             )
         return latents[:, :, :-1]
 
-    def output_size(self, portrait: Image.Image | None, resolution: str | None) -> tuple[int, int]:
+    def output_size(self, portrait: Image.Image | None, resolution: str) -> tuple[int, int]:
         width, height = (portrait.width, portrait.height) if portrait is not None else TEXT_ONLY_SIZE
-        return pick_size(resolution or self.defaults.resolution, width, height, self.defaults.size_buckets)
+        return pick_size(resolution, width, height, self.defaults.size_buckets)
 
 
 def letterbox(image: Image.Image, width: int, height: int) -> Image.Image:

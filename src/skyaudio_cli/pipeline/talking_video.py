@@ -16,6 +16,7 @@ windows into a video of any length live in long_video/loop.py.
 """
 
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,7 +58,7 @@ from skyaudio_cli.pipeline.base import (
     VideoStream,
 )
 from skyaudio_cli.pipeline.buckets import pick_size
-from skyaudio_cli.pipeline.family import Architecture
+from skyaudio_cli.pipeline.family import Architecture, GenerationOptions
 from skyaudio_cli.sampling.flow_euler import sample_euler, shifted_timesteps
 from skyaudio_cli.sampling.guidance import GuidanceScales, Pass, combine
 
@@ -181,18 +182,9 @@ class TalkingVideoPipeline(PipelineBase):
         portrait: Image.Image | None = None,
         start_frames: np.ndarray | None = None,
         reference_video: ReferenceVideo | None = None,
-        prompt: str | None = None,
-        negative_prompt: str | None = None,
-        keep_prompt: bool = False,
-        resolution: str | None = None,
-        seed: int = 0,
-        steps: int | None = None,
-        shift: float | None = None,
-        text_scale: float | None = None,
-        audio_scale: float | None = None,
-        long_video_mode: str = LongVideoMode.auto,
         known_for_window: KnownForWindow | None = None,
         progress: ProgressFn | None = None,
+        **options: Any,
     ) -> "VideoStream":
         """Frames for `audio` (16 kHz mono float32) of any length, produced window by window.
 
@@ -201,16 +193,18 @@ class TalkingVideoPipeline(PipelineBase):
         and the last one serves as the reference. Or give `reference_video` to follow a video: its
         first frame is the portrait, and every window takes its reference frame and sparse keyframe
         latents from the source frame at its own time (`reference_video.py`; motion-frame modes only).
-        `keep_prompt` conditions the windows after a
-        preview on `prompt` too, instead of the family's connection prompt. Nothing runs until the
-        stream is iterated.
+        `options` are the fields of `GenerationOptions` (prompt, negative_prompt, keep_prompt,
+        resolution, seed, steps, shift, text_scale, audio_scale, long_video_mode); left out or None,
+        the family's default. `keep_prompt` conditions the windows after a preview on `prompt` too,
+        instead of the family's connection prompt. Nothing runs until the stream is iterated.
         """
         d = self.defaults
+        o = GenerationOptions(**options).merged(d)
         audio = require_speech(audio) if isinstance(audio, np.ndarray) else require_mono(audio)
         if sum(x is not None for x in (portrait, start_frames, reference_video)) != 1:
             raise InputError("give exactly one of portrait, start_frames and reference_video")
         num_frames = num_video_frames(audio.size, SAMPLE_RATE, d.fps)
-        mode = self.resolve_mode(long_video_mode, extending=start_frames is not None)
+        mode = self.resolve_mode(o.long_video_mode, extending=start_frames is not None)
         if reference_video is not None:
             if mode == LongVideoMode.fusion:
                 raise InputError(
@@ -220,14 +214,12 @@ class TalkingVideoPipeline(PipelineBase):
             portrait = Image.fromarray(reference_video.first_frame())
         if start_frames is not None:
             width, height = pick_size(
-                resolution or d.resolution, start_frames.shape[2], start_frames.shape[1], d.size_buckets
+                o.resolution, start_frames.shape[2], start_frames.shape[1], d.size_buckets
             )
             context = frames_to_tensor(fit_motion_context(start_frames, d.motion_frames), width, height)
             reference = context[-1:]
         else:
-            width, height = pick_size(
-                resolution or d.resolution, portrait.width, portrait.height, d.size_buckets
-            )
+            width, height = pick_size(o.resolution, portrait.width, portrait.height, d.size_buckets)
             context = None
             if reference_video is not None:
                 fitted = reference_video.fit(np.asarray(portrait), width, height)
@@ -261,8 +253,8 @@ class TalkingVideoPipeline(PipelineBase):
             # skyreels' preview window, unless a followed video gives the keyframes.
             preview = scheme.keyframes and not plan.single and follow is None
             windows = len(plan.windows) + (1 if preview else 0)
-        timesteps = shifted_timesteps(steps or d.steps, shift or d.shift_for(resolution)).to(torch.float32)
-        connection_prompt = None if keep_prompt else d.connection_prompt
+        timesteps = shifted_timesteps(o.steps, o.shift).to(torch.float32)
+        connection_prompt = None if o.keep_prompt else d.connection_prompt
         video = VideoStream(
             frames=iter(()), fps=d.fps, width=width, height=height, num_frames=num_frames,
             windows=windows, mode=str(mode), progress=progress,
@@ -270,7 +262,7 @@ class TalkingVideoPipeline(PipelineBase):
         total_steps = windows * (len(timesteps) - 1)
 
         def frames() -> Iterator[np.ndarray]:
-            text, negative_text = self.encode_prompt(prompt or d.prompt, negative_prompt or d.negative_prompt)
+            text, negative_text = self.encode_prompt(o.prompt, o.negative_prompt)
             request = Request(
                 text=text,
                 negative_text=negative_text,
@@ -279,11 +271,8 @@ class TalkingVideoPipeline(PipelineBase):
                 reference_tokens=self.encode_image(reference),
                 audio=feature_stream(self.audio_encoder, audio, d.fps, d.audio_frames),
                 timesteps=timesteps,
-                scales=GuidanceScales(
-                    text=d.text_scale if text_scale is None else text_scale,
-                    audio=d.audio_scale if audio_scale is None else audio_scale,
-                ),
-                generator=torch.Generator("cpu").manual_seed(seed),
+                scales=GuidanceScales(text=o.text_scale, audio=o.audio_scale),
+                generator=torch.Generator("cpu").manual_seed(o.seed),
                 start_frames=context,
                 known_for_window=known_for_window,
                 follow=follow,
@@ -309,9 +298,8 @@ class TalkingVideoPipeline(PipelineBase):
         return video
 
     def resolve_mode(self, requested: str, *, extending: bool = False) -> LongVideoMode:
+        """The merged `long_video_mode` option, refused where this start cannot use it."""
         mode = LongVideoMode(requested)
-        if mode == LongVideoMode.auto:
-            mode = LongVideoMode(self.defaults.long_video_mode)
         if extending and mode == LongVideoMode.fusion:
             raise InputError(FUSION_CANNOT_EXTEND)
         return mode

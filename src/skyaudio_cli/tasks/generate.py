@@ -127,7 +127,7 @@ def run_extend(resolved: ResolvedJob, pipelines: PipelineCache | None = None) ->
 def start_stream(pipe: VideoPipeline, resolved: ResolvedJob, speech: AudioFile, **source) -> VideoStream:
     """The job's video as a stream; `source` is the portrait, the video to follow, or the start
     frames to continue (and may override the config, as edits do)."""
-    return pipe.stream(audio=speech, **{**resolved.config.stream_arguments(), **source})
+    return pipe.stream(audio=speech, **{**resolved.config.as_arguments(), **source})
 
 
 def _last_frames(source: VideoInfo, count: int, model_fps: float) -> np.ndarray:

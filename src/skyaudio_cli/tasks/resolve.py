@@ -6,54 +6,14 @@ a video, guidance a release would not run, a portrait missing) is one line in we
 batch resolves each job before it runs, on the models it has already loaded.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from skyaudio_cli.errors import InputError
 from skyaudio_cli.modes import FUSION_CANNOT_EXTEND, HUMO_CANNOT_EXTEND, LongVideoMode
-from skyaudio_cli.pipeline.family import Architecture, FamilyDefaults, family_defaults
+from skyaudio_cli.pipeline.family import Architecture, FamilyDefaults, GenerationOptions, family_defaults
 from skyaudio_cli.tasks.jobs import EditLipsyncJob, ExtendJob, GenerateJob, Settings
 from skyaudio_cli.weights.local_folder import ResolvedModel
-
-
-@dataclass(frozen=True)
-class GenerationConfig:
-    """What the pipeline's `stream` is asked for, with every family default merged in."""
-
-    prompt: str
-    negative_prompt: str
-    keep_prompt: bool
-    resolution: str
-    seed: int
-    steps: int
-    shift: float
-    text_scale: float
-    audio_scale: float
-    long_video_mode: LongVideoMode
-
-    @classmethod
-    def merge(cls, s: Settings, d: FamilyDefaults, mode: LongVideoMode) -> "GenerationConfig":
-        return cls(
-            prompt=s.prompt or d.prompt,
-            negative_prompt=s.negative_prompt or d.negative_prompt,
-            keep_prompt=s.keep_prompt,
-            resolution=s.resolution or d.resolution,
-            seed=s.seed,
-            steps=s.steps or d.steps,
-            shift=s.shift or d.shift_for(s.resolution),
-            text_scale=d.text_scale if s.text_scale is None else s.text_scale,
-            audio_scale=d.audio_scale if s.audio_scale is None else s.audio_scale,
-            long_video_mode=mode,
-        )
-
-    def stream_arguments(self) -> dict[str, Any]:
-        """Keyword arguments of the pipelines' `stream`."""
-        return {
-            "prompt": self.prompt, "negative_prompt": self.negative_prompt, "keep_prompt": self.keep_prompt,
-            "resolution": self.resolution, "seed": self.seed, "steps": self.steps, "shift": self.shift,
-            "text_scale": self.text_scale, "audio_scale": self.audio_scale,
-            "long_video_mode": self.long_video_mode,
-        }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -64,7 +24,7 @@ class ResolvedJob:
     job: GenerateJob | ExtendJob | EditLipsyncJob
     model: ResolvedModel
     family: FamilyDefaults
-    config: GenerationConfig
+    config: GenerationOptions  # merged: every family default filled in
 
     @property
     def settings(self) -> Settings:
@@ -85,10 +45,11 @@ def resolve_validated(task: str, job: Any) -> ResolvedJob:
     model = resolve_model(s.family)
     family = family_defaults(model.family)
     family.check_scales(s.text_scale, s.audio_scale)
-    requested = LongVideoMode(s.long_video_mode)
-    mode = LongVideoMode(family.long_video_mode) if requested == LongVideoMode.auto else requested
-    resolved = ResolvedJob(task, job, model, family, GenerationConfig.merge(s, family, mode))
-    mode = _CHECKS[task](resolved, mode)
+    # The generation fields of the settings, by name, with the family's defaults filled in.
+    options = GenerationOptions(**{f.name: getattr(s, f.name) for f in fields(GenerationOptions)})
+    options = options.merged(family)
+    resolved = ResolvedJob(task, job, model, family, options)
+    mode = _CHECKS[task](resolved, LongVideoMode(options.long_video_mode))
     return replace(resolved, config=replace(resolved.config, long_video_mode=mode))
 
 
