@@ -163,3 +163,56 @@ def test_resume_gives_the_same_losses(tmp_path, one_clip, tiny_model):
     resumed, uninterrupted = (load_file(str(c.output / "lora.safetensors")) for c in (parts, whole))
     assert resumed.keys() == uninterrupted.keys()
     assert all(torch.equal(resumed[key], uninterrupted[key]) for key in resumed)
+
+
+@pytest.fixture(scope="module")
+def two_resolutions(tmp_path_factory, tiny_model, talking_video):
+    """The talking video cached at two resolutions: 32x32 and 48x32 (another size bucket)."""
+    from skyaudio_cli.training.dataset import BuildOptions, build_dataset
+
+    out = tmp_path_factory.mktemp("two") / "data"
+    options = BuildOptions(model=str(tiny_model), clip_frames=CLIP_FRAMES, resolutions=("32x32", "48x32"))
+    build_dataset([talking_video], out, options)
+    return out
+
+
+def test_stages_train_at_their_resolution_in_batches_of_one_size(tmp_path, two_resolutions, tiny_model):
+    from skyaudio_cli.training.config import load_config
+    from skyaudio_cli.training.dataset import read_manifest
+    from skyaudio_cli.training.trainer import Trainer
+
+    info, clips = read_manifest(two_resolutions)
+    assert info["resolutions"] == ["32x32", "48x32"]
+    by_resolution = {r: [c for c in clips if c["resolution"] == r] for r in info["resolutions"]}
+    # Every clip is cached at both: the same clips, at each size.
+    assert [c["start_frame"] for c in by_resolution["32x32"]] == [
+        c["start_frame"] for c in by_resolution["48x32"]
+    ]
+    assert {(c["width"], c["height"]) for c in by_resolution["48x32"]} == {(48, 32)}
+    stages = [
+        {"name": "small", "steps": 2, "lr": 1e-3, "frames": 5},
+        {"name": "wide", "steps": 2, "lr": 1e-3, "frames": 9, "resolution": "48x32", "batch_size": 3},
+    ]
+    config = load_config(write_config(tmp_path, two_resolutions, tiny_model, stages=stages))
+    trainer = Trainer(config)
+    small, wide = (trainer.batch(stage) for stage in config.stages)
+    # Latents [B, 16, F_lat, H/8, W/8]: the first stage at the dataset's first resolution, one clip.
+    assert small["clean"].shape == (1, 16, 2, 4, 4) and small["sigma"].shape == (1,)
+    assert wide["clean"].shape == (3, 16, 3, 4, 6) and wide["sigma"].shape == (3,)
+    for key, rest in (("condition", (20, 3, 4, 6)), ("weights", (3, 4, 6)), ("audio", (9,))):
+        assert wide[key].shape[0] == 3 and wide[key].shape[1 : 1 + len(rest)] == rest
+    # Each sample is one of the wide clips, cut to the stage's latents.
+    cached = [trainer._clip(i)["latents"][:, :3] for i in trainer.at_resolution["48x32"]]
+    for sample in wide["clean"]:
+        assert any(torch.equal(sample, latents) for latents in cached)
+    trainer.run()
+    records = [json.loads(line) for line in (config.output / "loss.jsonl").read_text().splitlines()]
+    assert [r["stage"] for r in records] == ["small", "small", "wide", "wide"]
+    assert all(r["loss"] == r["loss"] for r in records)  # finite, not NaN
+
+
+def test_a_stage_at_a_resolution_the_dataset_lacks_is_refused(tmp_path, two_resolutions, tiny_model, run_cli):
+    stages = [{"name": "big", "steps": 1, "lr": 1e-3, "frames": 5, "resolution": "720p"}]
+    code, _, stderr = run_cli(["train", write_config(tmp_path, two_resolutions, tiny_model, stages=stages)])
+    assert code == 2 and len(stderr.strip().splitlines()) == 1
+    assert "trains at 720p" in stderr and "32x32, 48x32" in stderr

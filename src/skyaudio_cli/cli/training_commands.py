@@ -58,7 +58,12 @@ def dataset_build(
         int, typer.Option("--clip-frames", help="Frames per clip (1 + 4k): the longest stage's frames.")
     ] = 81,
     resolution: Annotated[
-        str | None, typer.Option("--resolution", help="480p, 720p or WxH (default: the family's).")
+        list[str] | None,
+        typer.Option(
+            "--resolution",
+            help="480p, 720p or WxH (default: the family's); repeat to cache every clip at each, for "
+            "stages at different resolutions.",
+        ),
     ] = None,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N.")] = "cpu",
     json_output: JsonOpt = False,
@@ -74,6 +79,11 @@ def dataset_build(
             raise InputError(f"{video}: video file not found")
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"-o {out_dir}: is a file, not a folder")
+    from skyaudio_cli.pipeline.buckets import validate_resolution
+
+    resolutions = tuple(dict.fromkeys(resolution or ()))  # each once, in the order given
+    for text in resolutions:
+        validate_resolution(text)
     resolve_model(model)  # unknown model / weights not downloaded: refused before any model code
     from skyaudio_cli.pipeline.library_logs import silence_libraries
 
@@ -81,7 +91,7 @@ def dataset_build(
     from skyaudio_cli.training.dataset import BuildOptions, build_dataset
 
     with _progress("dataset", "videos") as progress:
-        options = BuildOptions(model=model, clip_frames=clip_frames, resolution=resolution, device=device)
+        options = BuildOptions(model=model, clip_frames=clip_frames, resolutions=resolutions, device=device)
         report = build_dataset(
             videos, out_dir, options, on_video=lambda done, total, video: progress(done, total, video.name)
         )

@@ -13,7 +13,8 @@ Layout (README "Fine-tuning" documents every key)::
     [loss]      face, lip, mask_choices = [[probability, face, lip], ...]
     [dropout]   text, audio, image
     [validation] every, portrait, audio, steps = 4, prompt (optional): a video every N steps
-    [[stages]]  name, steps, lr, frames, warmup_steps,
+    [[stages]]  name, steps, lr, frames, warmup_steps, resolution (one the dataset was built at),
+                batch_size (clips of one size bucket per step),
                 conditioning = "image"|"video"|"masked" (or a list), train = "audio"|"lora" (or both)
 """
 
@@ -38,6 +39,9 @@ DTYPES = ("bf16", "fp16", "fp32")
 _TOP_KEYS = {
     "model", "data", "output", "seed", "checkpoint_every", "log_every", "dtype", "gradient_checkpointing",
     "max_grad_norm", "lora", "loss", "dropout", "validation", "stages",
+}  # fmt: skip
+_STAGE_KEYS = {
+    "name", "steps", "lr", "frames", "conditioning", "train", "warmup_steps", "resolution", "batch_size",
 }  # fmt: skip
 
 
@@ -83,6 +87,8 @@ class Stage:
     conditioning: tuple[str, ...] = ("image",)
     train: tuple[str, ...] = ("lora",)
     warmup_steps: int = 0
+    resolution: str | None = None  # None: the first resolution the dataset was built at
+    batch_size: int = 1  # clips per step, all of one size (a bucket of the stage's resolution)
 
 
 @dataclass(frozen=True)
@@ -276,9 +282,7 @@ class _Reader:
 
     def stage(self, raw: Any, index: int) -> Stage:
         name = f"stages[{index}]"
-        raw = self.section(
-            raw, name, {"name", "steps", "lr", "frames", "conditioning", "train", "warmup_steps"}
-        )
+        raw = self.section(raw, name, _STAGE_KEYS)
         for key in ("steps", "lr", "frames"):
             if key not in raw:
                 raise self.fail(f"missing key '{key}' in {name}")
@@ -295,4 +299,6 @@ class _Reader:
             ),
             train=self.choices(raw.get("train", "lora"), f"{name}.train", TRAINABLE),
             warmup_steps=self.integer(raw.get("warmup_steps", 0), f"{name}.warmup_steps", minimum=0),
+            resolution=self.string(raw, "resolution", f"{name}.") if "resolution" in raw else None,
+            batch_size=self.integer(raw.get("batch_size", 1), f"{name}.batch_size", minimum=1),
         )

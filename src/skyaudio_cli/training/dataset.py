@@ -56,7 +56,9 @@ CAPTION_SIDECARS = (".txt", ".json")
 class BuildOptions:
     model: str
     clip_frames: int
-    resolution: str | None = None
+    # Every clip is cached at each of these (480p, 720p or WxH; none: the family's default), so
+    # curriculum stages can train at different resolutions (a stage's `resolution`).
+    resolutions: tuple[str, ...] = ()
     device: str = "cpu"
 
 
@@ -167,7 +169,8 @@ def build_dataset(
     d = encoders.defaults
     info = {
         "family": d.family, "fps": d.fps, "clip_frames": options.clip_frames,
-        "motion_frames": d.motion_frames, "resolution": options.resolution or d.resolution, "shift": d.shift,
+        "motion_frames": d.motion_frames, "resolutions": list(options.resolutions or (d.resolution,)),
+        "shift": d.shift,
     }  # fmt: skip
     _check_or_write_info(out_dir, info)
     done = _read_jsonl(out_dir / VIDEOS)
@@ -212,7 +215,6 @@ def _build_video(video: Path, out_dir: Path, options: BuildOptions, enc: Encoder
         speech = normalize_loudness(speech, SAMPLE_RATE, target_lufs=d.loudness_lufs)
     faces, stretches, rejected = single_face_stretches(frames)
     dropped = [Dropped(name, start, stop - start, reason) for start, stop, reason in rejected]
-    width, height = pick_size(options.resolution or d.resolution, probe.width, probe.height, d.size_buckets)
     audio = feature_stream(enc.audio, speech, d.fps, d.audio_frames)
     caption = caption_for(video, d.prompt)
     text = enc.text.encode([caption])[0]
@@ -227,17 +229,19 @@ def _build_video(video: Path, out_dir: Path, options: BuildOptions, enc: Encoder
             if samples.size == 0 or is_silent(samples):
                 dropped.append(Dropped(name, clip_start, n, "silent audio"))
                 continue
-            clip_id = f"{video_id}-{clip_start:06d}"
-            tensors = _clip_tensors(frames[clip_start : clip_start + n], faces[clip_start : clip_start + n],
-                                    audio, clip_start, width, height, enc)  # fmt: skip
-            tensors["text"] = text
-            path = out_dir / CLIPS / f"{clip_id}.safetensors"
-            with atomic_write_path(path) as partial:
-                save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, str(partial))
-            latents = tensors["latents"]
-            clips.append({"id": clip_id, "file": f"{CLIPS}/{clip_id}.safetensors", "video": name,
-                          "start_frame": clip_start, "frames": n, "latent_frames": latents.shape[1],
-                          "width": width, "height": height, "caption": caption})  # fmt: skip
+            for resolution in options.resolutions or (d.resolution,):
+                width, height = pick_size(resolution, probe.width, probe.height, d.size_buckets)
+                clip_id = f"{video_id}-{resolution}-{clip_start:06d}"
+                window = slice(clip_start, clip_start + n)
+                tensors = _clip_tensors(frames[window], faces[window], audio, clip_start, width, height, enc)
+                tensors["text"] = text
+                path = out_dir / CLIPS / f"{clip_id}.safetensors"
+                with atomic_write_path(path) as partial:
+                    save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, str(partial))
+                clips.append({"id": clip_id, "file": f"{CLIPS}/{clip_id}.safetensors", "video": name,
+                              "start_frame": clip_start, "frames": n, "resolution": resolution,
+                              "latent_frames": tensors["latents"].shape[1], "width": width, "height": height,
+                              "caption": caption})  # fmt: skip
         tail = (stop - start) % n
         if tail:
             dropped.append(Dropped(name, stop - tail, tail, f"shorter than {n} frames"))

@@ -65,6 +65,11 @@ def check_inputs(config: TrainConfig, *, resume: bool) -> tuple[dict, list[dict]
                 f"{config.source}: stages[{index}] ({stage.name}) has video conditioning with "
                 f"{stage.frames} frames; it needs more than the {info['motion_frames']} motion frames"
             )
+        if stage.resolution is not None and stage.resolution not in info["resolutions"]:
+            raise InputError(
+                f"{config.source}: stages[{index}] ({stage.name}) trains at {stage.resolution}; the dataset "
+                f"in {config.data} was built at {', '.join(info['resolutions'])} (dataset build --resolution)"
+            )
     has_checkpoint = config.output.is_dir() and state.latest_checkpoint(config.output) is not None
     if resume and not has_checkpoint:
         raise InputError(f"--resume: {config.output} holds no checkpoint to resume from")
@@ -101,11 +106,20 @@ class Trainer:
         self.null_text = state.read_tensors(config.data / NULL_TEXT)["text"]
         self.generator = torch.Generator("cpu").manual_seed(config.seed + self.rank)
         self._cache: dict[str, dict[str, torch.Tensor]] = {}
+        # resolution -> the clips cached at it, and each clip's size bucket (the clips of its size).
+        self.at_resolution: dict[str, list[int]] = {}
+        self.bucket: dict[int, list[int]] = {}
+        sizes: dict[tuple, list[int]] = {}
+        for index, clip in enumerate(self.clips):
+            self.at_resolution.setdefault(clip["resolution"], []).append(index)
+            self.bucket[index] = sizes.setdefault((clip["resolution"], clip["width"], clip["height"]), [])
+            self.bucket[index].append(index)
         self.validator = None
         if config.validation is not None and self.accelerator.is_main_process:
             from skyaudio_cli.training.validation import Validator
 
-            self.validator = Validator(config.validation, config.model, self.info["resolution"], self.device,
+            resolution = self.info["resolutions"][0]
+            self.validator = Validator(config.validation, config.model, resolution, self.device,
                                        _DTYPES[config.dtype])  # fmt: skip
 
     def _load_model(self):
@@ -135,48 +149,49 @@ class Trainer:
         return self._cache[entry["id"]]
 
     def batch(self, stage: Stage) -> dict:
-        """Draw this step's clip, conditioning, dropout, mask weights, noise and timestep."""
+        """Draw this step's clips (`stage.batch_size` of one size bucket at the stage's resolution),
+        conditioning, dropout, mask weights, noise and timesteps."""
         g, config = self.generator, self.config
-        clip = self._clip(int(torch.randint(len(self.clips), (), generator=g)))
+        pool = self.at_resolution[stage.resolution or self.info["resolutions"][0]]
+        first = pool[int(torch.randint(len(pool), (), generator=g))]
+        bucket = self.bucket[first]
+        chosen = [first] + [
+            bucket[int(torch.randint(len(bucket), (), generator=g))] for _ in range(stage.batch_size - 1)
+        ]
+        clips = [self._clip(index) for index in chosen]
         mode = stage.conditioning[int(torch.randint(len(stage.conditioning), (), generator=g))]
         frames = stage.frames
         latents = latent_frame_count(frames)
         known = torch.zeros(frames, dtype=torch.bool)
-        extra = torch.ones(latents, *clip["face"].shape[1:])
+        extra = torch.ones(latents, *clips[0]["face"].shape[1:])
         if mode == "video":
             motion = self.info["motion_frames"]
             known[:motion] = True
             # The motion latents are given at inference (imposed): nothing to learn there.
             extra[: latent_frame_count(padded_frame_count(motion))] = 0.0
-            condition = clip["cond_video"][:, :latents]
         else:
             known[0] = True
-            condition = clip["cond_image"][:, :latents]
-            if mode == "masked":
-                extra = extra * clip["edit"][:latents].float()
         rates = (config.dropout.text, config.dropout.audio, config.dropout.image)
-        drop_text, drop_audio, drop_image = (float(torch.rand((), generator=g)) < rate for rate in rates)
+        drops = [[float(torch.rand((), generator=g)) < rate for rate in rates] for _ in clips]
         w_face, w_lip = pick_mask_weights(config.loss.mask_choices, (config.loss.face, config.loss.lip), g)
-        clean = clip["latents"][:, :latents]
-        noise = torch.randn(clean.shape, generator=g)
-        sigma = shifted_sigma(torch.rand(1, generator=g, dtype=torch.float64), self.info["shift"]).float()
-        mask = known_frames_mask(known, *clean.shape[-2:])
-        audio = clip["audio"][:frames]
-        return {
-            "mode": mode,
-            "clean": clean[None],
-            "noise": noise[None],
-            "sigma": sigma,
-            "condition": torch.cat([mask, condition[None]], dim=1),
-            "text": (self.null_text if drop_text else clip["text"])[None],
-            "image": (torch.zeros_like(clip["image_tokens"]) if drop_image else clip["image_tokens"])[None],
-            "audio": (torch.zeros_like(audio) if drop_audio else audio)[None],
-            "weights": (weight_map(clip["face"][:latents], clip["lip"][:latents], w_face, w_lip) * extra)[
-                None
-            ],
-            "w_face": w_face,
-            "w_lip": w_lip,
-        }
+        samples = []
+        for clip, (drop_text, drop_audio, drop_image) in zip(clips, drops, strict=True):
+            condition = clip["cond_video" if mode == "video" else "cond_image"][:, :latents]
+            weights = extra * clip["edit"][:latents].float() if mode == "masked" else extra
+            clean = clip["latents"][:, :latents]
+            audio = clip["audio"][:frames]
+            samples.append({
+                "clean": clean,
+                "noise": torch.randn(clean.shape, generator=g),
+                "condition": torch.cat([known_frames_mask(known, *clean.shape[-2:])[0], condition]),
+                "text": self.null_text if drop_text else clip["text"],
+                "image": torch.zeros_like(clip["image_tokens"]) if drop_image else clip["image_tokens"],
+                "audio": torch.zeros_like(audio) if drop_audio else audio,
+                "weights": weight_map(clip["face"][:latents], clip["lip"][:latents], w_face, w_lip) * weights,
+            })  # fmt: skip
+        sigma = shifted_sigma(torch.rand(len(clips), generator=g, dtype=torch.float64), self.info["shift"])
+        batch = {key: torch.stack([sample[key] for sample in samples]) for key in samples[0]}
+        return {**batch, "mode": mode, "sigma": sigma.float(), "w_face": w_face, "w_lip": w_lip}
 
     def loss(self, model, batch: dict) -> torch.Tensor:
         dtype = _DTYPES[self.config.dtype]
