@@ -216,3 +216,34 @@ def test_a_stage_at_a_resolution_the_dataset_lacks_is_refused(tmp_path, two_reso
     code, _, stderr = run_cli(["train", write_config(tmp_path, two_resolutions, tiny_model, stages=stages)])
     assert code == 2 and len(stderr.strip().splitlines()) == 1
     assert "trains at 720p" in stderr and "32x32, 48x32" in stderr
+
+
+def test_fp8_base_stores_the_frozen_weights_in_fp8_and_trains(tmp_path, one_clip, tiny_model):
+    from skyaudio_cli.training.config import load_config
+    from skyaudio_cli.training.trainer import Trainer
+
+    stages = [
+        {"name": "audio", "steps": 3, "lr": 1e-3, "frames": 5, "train": "audio"},
+        {"name": "lora", "steps": 3, "lr": 1e-3, "frames": 5, "train": "lora"},
+    ]
+    config = load_config(
+        write_config(tmp_path, one_clip, tiny_model, stages=stages, extra="fp8_base = true\n")
+    )
+    trainer = Trainer(config)
+    weights = dict(trainer.model.named_parameters())
+    frozen = next(p for n, p in weights.items() if n.endswith("attn1.to_q.base_layer.weight"))
+    assert frozen.dtype == torch.float8_e4m3fn  # half of bf16, a quarter of fp32
+    # What trains stays in fp32: the audio cross-attention (trained in full) and the LoRA.
+    trained = {n: p for n, p in trainer.groups["audio"] + trainer.groups["lora"]}
+    assert trained and all(p.dtype == torch.float32 for p in trained.values())
+    assert any("audio_cross_attn" in n for n in trained)
+    before = {n: p.detach().clone() for n, p in trained.items()}
+    frozen_before = frozen.detach().clone()
+    trainer.run()
+    records = [json.loads(line) for line in (config.output / "loss.jsonl").read_text().splitlines()]
+    assert len(records) == 6 and all(0 < r["loss"] < float("inf") for r in records)
+    assert any(not torch.equal(before[n], p) for n, p in trained.items() if "audio_cross_attn" in n)
+    assert any(not torch.equal(before[n], p) for n, p in trained.items() if "lora_B" in n)
+    assert torch.equal(frozen.view(torch.uint8), frozen_before.view(torch.uint8))  # the base never moves
+    # No casting hook on the trained layers: they are still fp32 after forward passes.
+    assert all(p.dtype == torch.float32 for p in trained.values())

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from diffusers.hooks.layerwise_casting import DEFAULT_SKIP_MODULES_PATTERN
 
 from skyaudio_cli.errors import InputError
 from skyaudio_cli.model import parallel
@@ -74,7 +75,7 @@ def load_accelerated_transformer(
     weights are read, before FP8 quantisation and before the weights are offloaded. ``layout``: the
     family's transformer layout, which the checkpoint must have.
     """
-    before_weights = _declare_fp8_storage(dtype) if acceleration.fp8 else None
+    before_weights = fp8_storage(dtype) if acceleration.fp8 else None
     load_device = torch.device("cpu") if acceleration.offload else device
     transformer = load_transformer(
         files, device=load_device, dtype=dtype, before_weights=before_weights, adapters=adapters,
@@ -92,11 +93,18 @@ def load_accelerated_transformer(
     return transformer
 
 
-def _declare_fp8_storage(compute_dtype: torch.dtype):
+def fp8_storage(compute_dtype: torch.dtype, *, keep: tuple[str, ...] = ()):
+    """`load_transformer`'s `before_weights` that stores the big Linear weights in FP8, cast to
+    `compute_dtype` as each layer runs; `keep`: more module-name patterns left unquantised (training
+    keeps the layers it trains in full)."""
+
     def declare(model: AudioWanTransformer3DModel) -> None:
         # Skips the norms, embeddings, modulation/head and the audio projection (the model's
         # _keep_in_fp32_modules and _skip_layerwise_casting_patterns): small and precision-critical.
-        model.enable_layerwise_casting(storage_dtype=FP8_STORAGE, compute_dtype=compute_dtype)
+        skip = (*DEFAULT_SKIP_MODULES_PATTERN, *keep) if keep else None
+        model.enable_layerwise_casting(
+            storage_dtype=FP8_STORAGE, compute_dtype=compute_dtype, skip_modules_pattern=skip
+        )
 
     return declare
 

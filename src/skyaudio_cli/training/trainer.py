@@ -136,7 +136,15 @@ class Trainer:
         files = [parts["transformer"]] + (
             [parts["transformer_adapter"]] if "transformer_adapter" in parts else []
         )
-        model = load_transformer(files, device=self.device, dtype=_DTYPES[self.config.dtype])
+        dtype = _DTYPES[self.config.dtype]
+        before_weights = None
+        if self.config.fp8_base:
+            from skyaudio_cli.model.acceleration import fp8_storage
+
+            # The audio layers a stage trains in full stay in the compute dtype; LoRA is added later.
+            trains_audio = any("audio" in stage.train for stage in self.config.stages)
+            before_weights = fp8_storage(dtype, keep=("audio_cross_attn",) if trains_audio else ())
+        model = load_transformer(files, device=self.device, dtype=dtype, before_weights=before_weights)
         model.requires_grad_(False)
         return model
 
