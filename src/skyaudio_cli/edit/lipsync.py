@@ -29,12 +29,14 @@ import numpy as np
 import torch
 
 from skyaudio_cli.conditioning.frames import frames_to_tensor, to_signed, to_uint8
+from skyaudio_cli.conditioning.vae import VideoVAE
 from skyaudio_cli.face.composite import crop_for_model, paste_back
 from skyaudio_cli.face.geometry import Box
 from skyaudio_cli.face.mask import latent_mask
 from skyaudio_cli.face.regions import TrackedFaces, UserMasks
 from skyaudio_cli.long_video.colour import LabStats, transfer_colours
 from skyaudio_cli.long_video.known_latents import KnownLatents
+from skyaudio_cli.long_video.loop import KnownForWindow
 from skyaudio_cli.long_video.source_frames import WindowReader, frames_in_order
 from skyaudio_cli.long_video.timeline import EditTimeline
 from skyaudio_cli.long_video.windows import Window
@@ -106,14 +108,15 @@ class SourceCrops:
         return crop_for_model(frame, crop, self.width, self.height), model_mask
 
 
-def known_outside_mask(pipe, crops: SourceCrops, seed: int):
-    """The `known_for_window` hook: hold the source crop latents outside each window's mask."""
+def known_outside_mask(vae: VideoVAE, crops: SourceCrops, seed: int) -> KnownForWindow:
+    """The `known_for_window` hook: hold the source crop latents (encoded by `vae`, the pipeline's)
+    outside each window's mask."""
 
     def known(window: Window) -> KnownLatents:
         start = max(window.start, 0)
         pixels, masks = crops.window(start, window.length)
         video = to_signed(torch.from_numpy(pixels).permute(3, 0, 1, 2)[None])
-        clean = pipe.vae.encode(video)
+        clean = vae.encode(video)
         regenerate = torch.from_numpy(latent_mask(masks))[None, None]
         keep = (~regenerate).to(clean.device, clean.dtype)
         # Own generator per window: the held latents' noise repeats with the seed, window by window.

@@ -195,7 +195,7 @@ def _generate(
         crops = SourceCrops(plan, regions, width, height, keep=family.frames_per_window)
         stream = start_stream(
             pipe, resolved, speech, portrait=Image.fromarray(crops.first_crop()),
-            resolution=f"{width}x{height}", known_for_window=known_outside_mask(pipe, crops, config.seed),
+            resolution=f"{width}x{height}", known_for_window=known_outside_mask(pipe.vae, crops, config.seed),
         )  # fmt: skip
     if stream.num_frames != plan.model_frames:
         raise RuntimeFailure(f"model timeline mismatch: {stream.num_frames} != {plan.model_frames} frames")
