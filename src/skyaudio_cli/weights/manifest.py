@@ -20,6 +20,8 @@ Schema (validated strictly, so a typo fails loudly instead of silently downloadi
     description = str
     [models.<name>.presets.<preset>.defaults]   # override the family's defaults (lora_scale too)
     [models.<name>.presets.<preset>.lora]       # one file, as a component table
+    [captioners.<name>]             # an image-captioning model (`dataset build --caption-model`), a
+                                    # component table in transformers layout
 
 Each preset becomes a family of its own, ``<name>-<preset>``: the base family's components plus the
 ``lora`` component, with the merged defaults; ``--preset <preset>`` selects it.
@@ -32,7 +34,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -130,12 +132,20 @@ class Manifest:
     default: str
     models: Mapping[str, ModelSpec]
     source: str
+    captioners: Mapping[str, ComponentSpec] = field(default_factory=lambda: MappingProxyType({}))
 
     def get(self, name: str) -> ModelSpec:
         try:
             return self.models[name]
         except KeyError:
             raise InputError(f"unknown model '{name}'; known: {', '.join(self.models)}") from None
+
+    def captioner(self, name: str) -> ComponentSpec:
+        try:
+            return self.captioners[name]
+        except KeyError:
+            known = ", ".join(self.captioners) or "none"
+            raise InputError(f"--caption-model {name}: unknown captioner (known: {known}, or a folder)") from None
 
 
 def total_size(components: Any) -> int:
@@ -218,7 +228,7 @@ class _ManifestParser:
         return WeightsError(f"weights manifest {self.source}: {where} {problem}")
 
     def parse(self, data: dict[str, Any]) -> Manifest:
-        unknown = set(data) - {"default", "shared", "models"}
+        unknown = set(data) - {"default", "shared", "models", "captioners"}
         if unknown:
             raise self.fail("top level", f"has unknown keys {sorted(unknown)}")
         shared = self.table(data, "shared", "top level", required=False)
@@ -233,7 +243,14 @@ class _ManifestParser:
         default = data.get("default")
         if default not in models:
             raise self.fail("default", f"must name one of the models, got {default!r}")
-        return Manifest(default=default, models=MappingProxyType(models), source=self.source)
+        captioners = {
+            name: self.component("captioner", f"captioners.{name}", raw)
+            for name, raw in self.table(data, "captioners", "top level", required=False).items()
+        }
+        return Manifest(
+            default=default, models=MappingProxyType(models), source=self.source,
+            captioners=MappingProxyType(captioners),
+        )  # fmt: skip
 
     def table(self, data: dict[str, Any], key: str, where: str, *, required: bool = True) -> dict[str, Any]:
         value = data.get(key, None if required else {})
