@@ -128,6 +128,50 @@ def test_bad_input_is_one_line_exit_2_and_no_checkpoint(case, built_dataset, tin
     assert not (tmp_path / "run").exists()
 
 
+MISSING = {
+    "tensorboard": ("tensorboard = true\n", ("tensorboard", "torch.utils.tensorboard"),
+                    "'tensorboard = true' needs the tensorboard package (pip install tensorboard"),
+    "bitsandbytes": ('optimizer = "adamw8bit"\n', ("bitsandbytes",),
+                     "'optimizer = \"adamw8bit\"' needs the bitsandbytes package (pip install bitsandbytes"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("package", MISSING)
+def test_a_missing_optional_package_is_one_line_exit_2(
+    package, built_dataset, tiny_model, tmp_path, run_cli, monkeypatch
+):
+    extra, modules, expected = MISSING[package]
+    for module in modules:
+        monkeypatch.setitem(sys.modules, module, None)  # `import module` now raises ImportError
+    config = write_config(tmp_path, built_dataset[0], tiny_model, stages=STAGES, extra=extra)
+    code, _, err = run_cli(["train", config, "--json"])
+    assert code == 2 and expected in _one_error_line(err)
+    assert not (tmp_path / "run").exists()
+
+
+def test_bitsandbytes_that_cannot_run_here_is_one_line_exit_2(
+    built_dataset, tiny_model, tmp_path, run_cli, monkeypatch
+):
+    import bitsandbytes
+    import torch
+
+    def no_kernel(self, closure=None):
+        raise RuntimeError("no 8-bit kernel for this device\n(details)")
+
+    monkeypatch.setattr(bitsandbytes.optim.AdamW8bit, "step", no_kernel)
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # the device the Trainer would train on
+    config = write_config(
+        tmp_path, built_dataset[0], tiny_model, stages=STAGES, extra='optimizer = "adamw8bit"\n'
+    )
+    code, _, err = run_cli(["train", config])
+    assert code == 2
+    assert (
+        f"'optimizer = \"adamw8bit\"': bitsandbytes {bitsandbytes.__version__} cannot run on {device} "
+        '(no 8-bit kernel for this device); use optimizer = "adamw"' in _one_error_line(err)
+    )
+    assert not (tmp_path / "run").exists()
+
+
 def test_resume_without_checkpoint_is_refused(built_dataset, tiny_model, tmp_path, run_cli):
     config = write_config(tmp_path, built_dataset[0], tiny_model, stages=STAGES)
     code, _, err = run_cli(["train", config, "--resume"])

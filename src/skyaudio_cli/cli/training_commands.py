@@ -115,12 +115,11 @@ def train(
     from skyaudio_cli.training.config import load_config
 
     config = load_config(config_path)
+    from skyaudio_cli.pipeline.library_logs import silence_libraries
     from skyaudio_cli.training.trainer import check_inputs
 
+    silence_libraries()  # before check_inputs, which may import bitsandbytes
     check_inputs(config, resume=resume)  # a bad dataset or output answers before any model loads
-    from skyaudio_cli.pipeline.library_logs import silence_libraries
-
-    silence_libraries()
     from skyaudio_cli.training.trainer import Trainer
 
     trainer = Trainer(config, resume=resume)

@@ -3,10 +3,15 @@
 Loading a pipeline printed "Attention backends are an experimental feature ..." and one "Loading
 weights 0/39" bar per component, which the user did not ask for: the CLI shows its own progress,
 and an API user gets the loaded pipeline. Real warnings (level ERROR and above) still show.
+bitsandbytes (imported by peft whenever it is installed) warns at import that an optional CPU
+4-bit matmul kernel is missing, which nothing here uses; its stdlib logger is quietened the same way.
 """
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+_STDLIB_LOGGERS = ("bitsandbytes",)
 
 
 def _libraries() -> tuple:
@@ -21,6 +26,8 @@ def silence_libraries() -> None:
     for library in _libraries():
         library.set_verbosity_error()
         library.disable_progress_bar()
+    for name in _STDLIB_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 @contextmanager
@@ -29,6 +36,7 @@ def libraries_quiet() -> Iterator[None]:
     saved = [
         (library, library.get_verbosity(), library.is_progress_bar_enabled()) for library in _libraries()
     ]
+    levels = {name: logging.getLogger(name).level for name in _STDLIB_LOGGERS}
     silence_libraries()
     try:
         yield
@@ -37,3 +45,5 @@ def libraries_quiet() -> Iterator[None]:
             library.set_verbosity(verbosity)
             if bars:
                 library.enable_progress_bar()
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)

@@ -9,6 +9,8 @@ Layout (README "Fine-tuning" documents every key)::
     checkpoint_every = 500
     dtype = "bf16"                 # compute dtype of the frozen base (fp32 on the CPU)
     gradient_checkpointing = true
+    optimizer = "adamw"            # or "adamw8bit" (bitsandbytes)
+    tensorboard = false            # true: output/tensorboard/ event files too (needs tensorboard)
     [lora]      rank, alpha, targets = ["self_attn", "cross_attn", "ffn", "audio_attn", "audio_proj"]
     [loss]      face, lip, mask_choices = [[probability, face, lip], ...]
     [dropout]   text, audio, image
@@ -35,9 +37,10 @@ TARGET_MODULES = {
 CONDITIONINGS = ("image", "video", "masked")
 TRAINABLE = ("lora", "audio")
 DTYPES = ("bf16", "fp16", "fp32")
+OPTIMIZERS = ("adamw", "adamw8bit")
 _TOP_KEYS = {
     "model", "data", "output", "seed", "checkpoint_every", "log_every", "dtype", "gradient_checkpointing",
-    "max_grad_norm", "lora", "loss", "dropout", "validation", "stages",
+    "max_grad_norm", "lora", "loss", "dropout", "validation", "stages", "optimizer", "tensorboard",
 }  # fmt: skip
 
 
@@ -98,6 +101,8 @@ class TrainConfig:
     dtype: str = "bf16"
     gradient_checkpointing: bool = True
     max_grad_norm: float = 1.0
+    optimizer: str = "adamw"
+    tensorboard: bool = False
     lora: LoraConfig = field(default_factory=LoraConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     dropout: DropoutConfig = field(default_factory=DropoutConfig)
@@ -152,6 +157,8 @@ def load_config(path: Path) -> TrainConfig:
             top.get("gradient_checkpointing", True), "gradient_checkpointing"
         ),
         max_grad_norm=reader.number(top.get("max_grad_norm", 1.0), "max_grad_norm", minimum=0.0),
+        optimizer=reader.choice(top.get("optimizer", "adamw"), "optimizer", OPTIMIZERS),
+        tensorboard=reader.boolean(top.get("tensorboard", False), "tensorboard"),
         lora=reader.lora(top.get("lora", {})),
         loss=reader.loss(top.get("loss", {})),
         dropout=reader.dropout(top.get("dropout", {})),
