@@ -59,7 +59,11 @@ def split_optimizer_state(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor
         plain = {}
         for key, value in entries.items():
             if isinstance(value, torch.Tensor):
-                tensors[f"{prefix}.{key}"] = value.detach().cpu().contiguous()
+                # A copy: bitsandbytes shares one quantisation map between parameters (safetensors
+                # refuses tensors that share memory).
+                tensors[f"{prefix}.{key}"] = value.detach().to(
+                    "cpu", copy=True, memory_format=torch.contiguous_format
+                )
             elif isinstance(value, dict):
                 plain[key] = plain_part(f"{prefix}.{key}", value)
             else:
