@@ -96,6 +96,9 @@ BAD = {
     "empty dataset": (_empty_manifest, "", STAGES, "the dataset is empty"),
     "missing manifest": (_no_manifest, "", STAGES, "no dataset here (manifest.jsonl missing)"),
     "unknown key": (None, "learning_rate = 1\n", STAGES, "unknown key 'learning_rate'"),
+    "unknown optimizer": (
+        None, 'optimizer = "sgd"\n', STAGES, "'optimizer' must be one of adamw, adamw8bit, got 'sgd'"
+    ),
     "missing validation portrait": (
         None, '[validation]\nevery = 1\nportrait = "none.png"\naudio = "none.wav"\n', STAGES,
         "validation.portrait",
