@@ -1,5 +1,6 @@
 """`skyaudio train` from the command line: bad input refused with one line, exit 2 and no checkpoint;
-a 2-process (gloo) run through torchrun; the trained LoRA loads with `generate --lora` and changes it."""
+a 2-process (gloo) run through torchrun (8-bit AdamW, TensorBoard from the main process); the trained
+LoRA loads with `generate --lora` and changes it."""
 
 import json
 import os
@@ -13,7 +14,7 @@ import pytest
 from safetensors.torch import load_file
 
 from .conftest import CLIP_FRAMES
-from .test_train import write_config
+from .test_train import assert_tensorboard_matches_the_loss_log, write_config
 
 STAGES = [
     {"name": "audio", "steps": 3, "lr": 1e-2, "frames": 5, "train": "audio"},
@@ -182,7 +183,8 @@ def test_resume_without_checkpoint_is_refused(built_dataset, tiny_model, tmp_pat
 
 
 def test_two_processes_with_gloo_through_torchrun(built_dataset, tiny_model, tmp_path):
-    config = write_config(tmp_path, built_dataset[0], tiny_model, stages=STAGES, extra=EXTRA)
+    extra = 'optimizer = "adamw8bit"\ntensorboard = true\n' + EXTRA
+    config = write_config(tmp_path, built_dataset[0], tiny_model, stages=STAGES, extra=extra)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -194,10 +196,14 @@ def test_two_processes_with_gloo_through_torchrun(built_dataset, tiny_model, tmp
         capture_output=True, text=True, env=env, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "gemm_4bit" not in done.stderr  # bitsandbytes' import notice is silenced
     results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert len(results) == 1 and results[0]["status"] == "ok"  # rank 0 reports
     records = [json.loads(line) for line in (tmp_path / "run" / "loss.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == list(range(1, 7))
+    # only the main process writes TensorBoard events
+    assert len(list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))) == 1
+    assert_tensorboard_matches_the_loss_log(tmp_path / "run")
     state = json.loads((tmp_path / "run" / "checkpoint-0000006" / "state.json").read_text())
     assert state["processes"] == 2
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoint-0000006").glob("rng-rank*")) == [

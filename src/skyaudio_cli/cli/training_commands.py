@@ -116,9 +116,10 @@ def train(
 
     config = load_config(config_path)
     from skyaudio_cli.pipeline.library_logs import silence_libraries
+
+    silence_libraries()  # before importing the trainer: its imports reach bitsandbytes when installed
     from skyaudio_cli.training.trainer import check_inputs
 
-    silence_libraries()  # before check_inputs, which may import bitsandbytes
     check_inputs(config, resume=resume)  # a bad dataset or output answers before any model loads
     from skyaudio_cli.training.trainer import Trainer
 

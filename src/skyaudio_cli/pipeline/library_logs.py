@@ -23,11 +23,11 @@ def _libraries() -> tuple:
 
 def silence_libraries() -> None:
     """From now on, only errors from transformers and diffusers, and none of their progress bars."""
+    for name in _STDLIB_LOGGERS:  # first: importing diffusers may import peft, hence bitsandbytes
+        logging.getLogger(name).setLevel(logging.ERROR)
     for library in _libraries():
         library.set_verbosity_error()
         library.disable_progress_bar()
-    for name in _STDLIB_LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 @contextmanager
