@@ -115,12 +115,12 @@ def train(
     from skyaudio_cli.training.config import load_config
 
     config = load_config(config_path)
-    from skyaudio_cli.pipeline.library_logs import silence_libraries
-
-    silence_libraries()  # before importing the trainer: its imports reach bitsandbytes when installed
     from skyaudio_cli.training.trainer import check_inputs
 
     check_inputs(config, resume=resume)  # a bad dataset or output answers before any model loads
+    from skyaudio_cli.pipeline.library_logs import silence_libraries
+
+    silence_libraries()
     from skyaudio_cli.training.trainer import Trainer
 
     trainer = Trainer(config, resume=resume)

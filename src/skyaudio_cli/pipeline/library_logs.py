@@ -3,15 +3,10 @@
 Loading a pipeline printed "Attention backends are an experimental feature ..." and one "Loading
 weights 0/39" bar per component, which the user did not ask for: the CLI shows its own progress,
 and an API user gets the loaded pipeline. Real warnings (level ERROR and above) still show.
-bitsandbytes (imported by peft whenever it is installed) warns at import that an optional CPU
-4-bit matmul kernel is missing, which nothing here uses; its stdlib logger is quietened the same way.
 """
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-_STDLIB_LOGGERS = ("bitsandbytes",)
 
 
 def _libraries() -> tuple:
@@ -23,8 +18,6 @@ def _libraries() -> tuple:
 
 def silence_libraries() -> None:
     """From now on, only errors from transformers and diffusers, and none of their progress bars."""
-    for name in _STDLIB_LOGGERS:  # first: importing diffusers may import peft, hence bitsandbytes
-        logging.getLogger(name).setLevel(logging.ERROR)
     for library in _libraries():
         library.set_verbosity_error()
         library.disable_progress_bar()
@@ -36,7 +29,6 @@ def libraries_quiet() -> Iterator[None]:
     saved = [
         (library, library.get_verbosity(), library.is_progress_bar_enabled()) for library in _libraries()
     ]
-    levels = {name: logging.getLogger(name).level for name in _STDLIB_LOGGERS}
     silence_libraries()
     try:
         yield
@@ -45,5 +37,3 @@ def libraries_quiet() -> Iterator[None]:
             library.set_verbosity(verbosity)
             if bars:
                 library.enable_progress_bar()
-        for name, level in levels.items():
-            logging.getLogger(name).setLevel(level)
