@@ -1,9 +1,11 @@
-"""`skyaudio train`: the weighted loss, the staged overfit, exact resume, bad input, the LoRA in generate."""
+"""`skyaudio train`: the weighted loss, the staged overfit, exact resume (with either optimizer, and its
+TensorBoard scalars), bad input, the LoRA in generate."""
 
 import dataclasses
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -123,15 +125,39 @@ def test_overfit_lowers_the_loss_in_every_stage_and_switches_stages(tmp_path, on
     assert (config.output / "lora.safetensors").is_file()
 
 
-def test_resume_gives_the_same_losses(tmp_path, one_clip, tiny_model):
+def tensorboard_scalars(folder):
+    """Every scalar in the event files of `folder`, as TensorBoard reads them: {tag: [(step, value)]}."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def assert_tensorboard_matches_the_loss_log(output):
+    """The event files under output/tensorboard/ hold the loss log's values (as float32), step for step."""
+    expected = {}
+    for line in (output / "loss.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        for tag, key in ((f"loss/{record['stage']}", "loss"), ("lr", "lr"), ("mask/face", "w_face"),
+                         ("mask/lip", "w_lip")):  # fmt: skip
+            expected.setdefault(tag, []).append((record["step"], float(np.float32(record[key]))))
+    assert tensorboard_scalars(output / "tensorboard") == expected
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "adamw8bit"])
+def test_resume_gives_the_same_losses(optimizer, tmp_path, one_clip, tiny_model):
     from skyaudio_cli.training.config import load_config
     from skyaudio_cli.training.trainer import Trainer
 
     stages = [
         {"name": "a", "steps": 5, "lr": 1e-3, "frames": 5, "train": ["audio", "lora"]},
-        {"name": "b", "steps": 5, "lr": 1e-3, "frames": CLIP_FRAMES, "conditioning": ["image", "video"]},
-    ]
-    extra = "[lora]\nrank = 2\n[loss]\nmask_choices = [[0.4, 1, 1], [0.1, 1, 0], [0.5, 0, 1]]\n"
+        # both trained in the stage resumed, so its 8-bit optimizer state (audio layers) is restored
+        {"name": "b", "steps": 5, "lr": 1e-3, "frames": CLIP_FRAMES, "conditioning": ["image", "video"],
+         "train": ["audio", "lora"]},
+    ]  # fmt: skip
+    extra = f'optimizer = "{optimizer}"\ntensorboard = true\n'
+    extra += "[lora]\nrank = 2\n[loss]\nmask_choices = [[0.4, 1, 1], [0.1, 1, 0], [0.5, 0, 1]]\n"
     whole_dir, parts_dir = tmp_path / "whole", tmp_path / "parts"
     whole_dir.mkdir(), parts_dir.mkdir()
     whole = load_config(write_config(whole_dir, one_clip, tiny_model, stages=stages, extra=extra))
@@ -158,8 +184,15 @@ def test_resume_gives_the_same_losses(tmp_path, one_clip, tiny_model):
     def losses(config):
         return [json.loads(line)["loss"] for line in (config.output / "loss.jsonl").read_text().splitlines()]
 
-    assert len(losses(whole)) == 10
+    assert len(losses(whole)) == 10 and all(np.isfinite(losses(whole)))
     assert losses(parts) == losses(whole)
+    # The interrupted run logged steps 7 and 8 too; TensorBoard shows the resumed run's instead.
+    assert_tensorboard_matches_the_loss_log(whole.output)
+    assert_tensorboard_matches_the_loss_log(parts.output)
+    moments = load_file(str(parts.output / "checkpoint-0000010" / "optimizer.safetensors"))
+    # bitsandbytes: blockwise 8-bit moments (state1, state2) for the tensors of >= 4096 elements.
+    dtypes = {moments[key].dtype for key in moments if key.endswith((".exp_avg", ".state1", ".state2"))}
+    assert dtypes == ({torch.uint8, torch.float32} if optimizer == "adamw8bit" else {torch.float32})
     resumed, uninterrupted = (load_file(str(c.output / "lora.safetensors")) for c in (parts, whole))
     assert resumed.keys() == uninterrupted.keys()
     assert all(torch.equal(resumed[key], uninterrupted[key]) for key in resumed)

@@ -1,5 +1,6 @@
 """`skyaudio train` from the command line: bad input refused with one line, exit 2 and no checkpoint;
-a 2-process (gloo) run through torchrun; the trained LoRA loads with `generate --lora` and changes it."""
+a 2-process (gloo) run through torchrun (8-bit AdamW, TensorBoard from the main process); the trained
+LoRA loads with `generate --lora` and changes it."""
 
 import json
 import os
@@ -13,7 +14,7 @@ import pytest
 from safetensors.torch import load_file
 
 from .conftest import CLIP_FRAMES
-from .test_train import write_config
+from .test_train import assert_tensorboard_matches_the_loss_log, write_config
 
 STAGES = [
     {"name": "audio", "steps": 3, "lr": 1e-2, "frames": 5, "train": "audio"},
@@ -96,6 +97,9 @@ BAD = {
     "empty dataset": (_empty_manifest, "", STAGES, "the dataset is empty"),
     "missing manifest": (_no_manifest, "", STAGES, "no dataset here (manifest.jsonl missing)"),
     "unknown key": (None, "learning_rate = 1\n", STAGES, "unknown key 'learning_rate'"),
+    "unknown optimizer": (
+        None, 'optimizer = "sgd"\n', STAGES, "'optimizer' must be one of adamw, adamw8bit, got 'sgd'"
+    ),
     "missing validation portrait": (
         None, '[validation]\nevery = 1\nportrait = "none.png"\naudio = "none.wav"\n', STAGES,
         "validation.portrait",
@@ -128,6 +132,50 @@ def test_bad_input_is_one_line_exit_2_and_no_checkpoint(case, built_dataset, tin
     assert not (tmp_path / "run").exists()
 
 
+MISSING = {
+    "tensorboard": ("tensorboard = true\n", ("tensorboard", "torch.utils.tensorboard"),
+                    "'tensorboard = true' needs the tensorboard package (pip install tensorboard"),
+    "bitsandbytes": ('optimizer = "adamw8bit"\n', ("bitsandbytes",),
+                     "'optimizer = \"adamw8bit\"' needs the bitsandbytes package (pip install bitsandbytes"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("package", MISSING)
+def test_a_missing_optional_package_is_one_line_exit_2(
+    package, built_dataset, tiny_model, tmp_path, run_cli, monkeypatch
+):
+    extra, modules, expected = MISSING[package]
+    for module in modules:
+        monkeypatch.setitem(sys.modules, module, None)  # `import module` now raises ImportError
+    config = write_config(tmp_path, built_dataset[0], tiny_model, stages=STAGES, extra=extra)
+    code, _, err = run_cli(["train", config, "--json"])
+    assert code == 2 and expected in _one_error_line(err)
+    assert not (tmp_path / "run").exists()
+
+
+def test_bitsandbytes_that_cannot_run_here_is_one_line_exit_2(
+    built_dataset, tiny_model, tmp_path, run_cli, monkeypatch
+):
+    import bitsandbytes
+    import torch
+
+    def no_kernel(self, closure=None):
+        raise RuntimeError("no 8-bit kernel for this device\n(details)")
+
+    monkeypatch.setattr(bitsandbytes.optim.AdamW8bit, "step", no_kernel)
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # the device the Trainer would train on
+    config = write_config(
+        tmp_path, built_dataset[0], tiny_model, stages=STAGES, extra='optimizer = "adamw8bit"\n'
+    )
+    code, _, err = run_cli(["train", config])
+    assert code == 2
+    assert (
+        f"'optimizer = \"adamw8bit\"': bitsandbytes {bitsandbytes.__version__} cannot run on {device} "
+        '(no 8-bit kernel for this device); use optimizer = "adamw"' in _one_error_line(err)
+    )
+    assert not (tmp_path / "run").exists()
+
+
 def test_resume_without_checkpoint_is_refused(built_dataset, tiny_model, tmp_path, run_cli):
     config = write_config(tmp_path, built_dataset[0], tiny_model, stages=STAGES)
     code, _, err = run_cli(["train", config, "--resume"])
@@ -135,7 +183,8 @@ def test_resume_without_checkpoint_is_refused(built_dataset, tiny_model, tmp_pat
 
 
 def test_two_processes_with_gloo_through_torchrun(built_dataset, tiny_model, tmp_path):
-    config = write_config(tmp_path, built_dataset[0], tiny_model, stages=STAGES, extra=EXTRA)
+    extra = 'optimizer = "adamw8bit"\ntensorboard = true\n' + EXTRA
+    config = write_config(tmp_path, built_dataset[0], tiny_model, stages=STAGES, extra=extra)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -147,10 +196,14 @@ def test_two_processes_with_gloo_through_torchrun(built_dataset, tiny_model, tmp
         capture_output=True, text=True, env=env, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "gemm_4bit" not in done.stderr  # bitsandbytes' import notice is silenced
     results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert len(results) == 1 and results[0]["status"] == "ok"  # rank 0 reports
     records = [json.loads(line) for line in (tmp_path / "run" / "loss.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == list(range(1, 7))
+    # only the main process writes TensorBoard events
+    assert len(list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))) == 1
+    assert_tensorboard_matches_the_loss_log(tmp_path / "run")
     state = json.loads((tmp_path / "run" / "checkpoint-0000006" / "state.json").read_text())
     assert state["processes"] == 2
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoint-0000006").glob("rng-rank*")) == [

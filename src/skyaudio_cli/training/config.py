@@ -10,6 +10,8 @@ Layout (README "Fine-tuning" documents every key)::
     dtype = "bf16"                 # compute dtype of the frozen base (fp32 on the CPU)
     gradient_checkpointing = true
     fp8_base = false               # frozen base weights stored in FP8
+    optimizer = "adamw"            # or "adamw8bit" (bitsandbytes)
+    tensorboard = false            # true: output/tensorboard/ event files too (needs tensorboard)
     [lora]      rank, alpha, targets = ["self_attn", "cross_attn", "ffn", "audio_attn", "audio_proj"]
     [loss]      face, lip, mask_choices = [[probability, face, lip], ...]
     [dropout]   text, audio, image
@@ -37,9 +39,11 @@ TARGET_MODULES = {
 CONDITIONINGS = ("image", "video", "masked")
 TRAINABLE = ("lora", "audio")
 DTYPES = ("bf16", "fp16", "fp32")
+OPTIMIZERS = ("adamw", "adamw8bit")
 _TOP_KEYS = {
     "model", "data", "output", "seed", "checkpoint_every", "log_every", "dtype", "gradient_checkpointing",
-    "max_grad_norm", "fp8_base", "lora", "loss", "dropout", "validation", "stages",
+    "max_grad_norm", "fp8_base", "optimizer", "tensorboard", "lora", "loss", "dropout", "validation",
+    "stages",
 }  # fmt: skip
 _STAGE_KEYS = {
     "name", "steps", "lr", "frames", "conditioning", "train", "warmup_steps", "resolution", "batch_size",
@@ -107,6 +111,8 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     # The frozen base's big Linear weights stored in FP8 (half of bf16), cast per layer as it runs.
     fp8_base: bool = False
+    optimizer: str = "adamw"
+    tensorboard: bool = False
     lora: LoraConfig = field(default_factory=LoraConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     dropout: DropoutConfig = field(default_factory=DropoutConfig)
@@ -162,6 +168,8 @@ def load_config(path: Path) -> TrainConfig:
         ),
         max_grad_norm=reader.number(top.get("max_grad_norm", 1.0), "max_grad_norm", minimum=0.0),
         fp8_base=reader.boolean(top.get("fp8_base", False), "fp8_base"),
+        optimizer=reader.choice(top.get("optimizer", "adamw"), "optimizer", OPTIMIZERS),
+        tensorboard=reader.boolean(top.get("tensorboard", False), "tensorboard"),
         lora=reader.lora(top.get("lora", {})),
         loss=reader.loss(top.get("loss", {})),
         dropout=reader.dropout(top.get("dropout", {})),

@@ -49,24 +49,39 @@ def latest_checkpoint(output: Path) -> Path | None:
 
 
 def split_optimizer_state(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """An optimizer state_dict -> (its tensors by flat name, the rest as JSON-ready data)."""
-    tensors, per_parameter = {}, {}
-    for index, entries in state["state"].items():
+    """An optimizer state_dict -> (its tensors by flat name, the rest as JSON-ready data).
+
+    Per-parameter entries may nest dicts (bitsandbytes keeps its 8-bit moments, quantisation maps and
+    block maxima under one key): their tensors are named `index.key.subkey`."""
+    tensors: dict[str, torch.Tensor] = {}
+
+    def plain_part(prefix: str, entries: dict[str, Any]) -> dict[str, Any]:
         plain = {}
         for key, value in entries.items():
             if isinstance(value, torch.Tensor):
-                tensors[f"{index}.{key}"] = value.detach().cpu().contiguous()
+                # A copy: bitsandbytes shares one quantisation map between parameters (safetensors
+                # refuses tensors that share memory).
+                tensors[f"{prefix}.{key}"] = value.detach().to(
+                    "cpu", copy=True, memory_format=torch.contiguous_format
+                )
+            elif isinstance(value, dict):
+                plain[key] = plain_part(f"{prefix}.{key}", value)
             else:
                 plain[key] = value
-        per_parameter[str(index)] = plain
+        return plain
+
+    per_parameter = {str(index): plain_part(str(index), entries) for index, entries in state["state"].items()}
     return tensors, {"param_groups": state["param_groups"], "plain": per_parameter}
 
 
 def join_optimizer_state(tensors: dict[str, torch.Tensor], data: dict[str, Any]) -> dict[str, Any]:
     state: dict[int, dict[str, Any]] = {int(index): dict(plain) for index, plain in data["plain"].items()}
     for flat, value in tensors.items():
-        index, key = flat.split(".", 1)
-        state.setdefault(int(index), {})[key] = value
+        index, *path = flat.split(".")
+        entries = state.setdefault(int(index), {})
+        for key in path[:-1]:
+            entries = entries.setdefault(key, {})
+        entries[path[-1]] = value
     return {"state": state, "param_groups": data["param_groups"]}
 
 

@@ -23,7 +23,7 @@ from safetensors.torch import save_file
 from skyaudio_cli.conditioning.frames import known_frames_mask, latent_frame_count, padded_frame_count
 from skyaudio_cli.errors import InputError
 from skyaudio_cli.media.atomic import atomic_write_path
-from skyaudio_cli.training import adapters, state
+from skyaudio_cli.training import adapters, optional, state
 from skyaudio_cli.training.config import Stage, TrainConfig
 from skyaudio_cli.training.dataset import NULL_TEXT, read_manifest
 from skyaudio_cli.training.loss import (
@@ -75,6 +75,7 @@ def check_inputs(config: TrainConfig, *, resume: bool) -> tuple[dict, list[dict]
         raise InputError(f"--resume: {config.output} holds no checkpoint to resume from")
     if not resume and config.output.is_dir() and (has_checkpoint or (config.output / LOSS_LOG).exists()):
         raise InputError(f"{config.output}: holds an earlier run; pass --resume or choose another output")
+    optional.check(config)  # last: it imports bitsandbytes and runs a step to see it works here
     return info, clips
 
 
@@ -87,8 +88,9 @@ class Trainer:
         self.resume = resume
         # Without a GPU accelerate forms a process group (gloo) only when told the run is on the CPU.
         self.accelerator = accelerator or Accelerator(
-            mixed_precision=_MIXED_PRECISION[config.dtype], cpu=not torch.cuda.is_available()
-        )
+            mixed_precision=_MIXED_PRECISION[config.dtype], cpu=not torch.cuda.is_available(),
+            log_with="tensorboard" if config.tensorboard else None, project_dir=config.output,
+        )  # fmt: skip
         self.device = self.accelerator.device
         self.rank = self.accelerator.process_index
         self.model = self._load_model()
@@ -228,7 +230,7 @@ class Trainer:
         for _, parameter in trained:
             parameter.requires_grad_(True)
         self.accelerator.free_memory()  # drop the previous stage's wrappers
-        optimizer = torch.optim.AdamW([p for _, p in trained], lr=stage.lr, weight_decay=0.0)
+        optimizer = optional.make_optimizer(self.config.optimizer, [p for _, p in trained], stage.lr)
         warmup = stage.warmup_steps
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
@@ -246,6 +248,10 @@ class Trainer:
         start, restored = 0, None
         if self.resume:
             start, restored = self._restore(state.latest_checkpoint(output))
+        if config.tensorboard:
+            # On resume, TensorBoard hides the steps the interrupted run logged past the checkpoint.
+            writer = {"purge_step": start + 1} if self.resume else {}
+            acc.init_trackers(optional.TENSORBOARD_DIR, init_kwargs={"tensorboard": writer})
         log = output / LOSS_LOG
         stage_index, model, optimizer, scheduler = None, None, None, None
         loss_value = float("nan")
@@ -278,6 +284,8 @@ class Trainer:
             if acc.is_main_process and (step + 1) % config.log_every == 0:
                 with log.open("a", encoding="utf-8") as handle:
                     handle.write(json.dumps(record, sort_keys=True) + "\n")
+                if config.tensorboard:
+                    acc.log(optional.tensorboard_scalars(record), step=step + 1)
             if on_step is not None:
                 on_step(step + 1, config.total_steps, record)
             next_stage_differs = step + 1 == config.total_steps or config.stage_at(step + 1)[0] != index

@@ -145,7 +145,9 @@ class Manifest:
             return self.captioners[name]
         except KeyError:
             known = ", ".join(self.captioners) or "none"
-            raise InputError(f"--caption-model {name}: unknown captioner (known: {known}, or a folder)") from None
+            raise InputError(
+                f"--caption-model {name}: unknown captioner (known: {known}, or a model folder)"
+            ) from None
 
 
 def total_size(components: Any) -> int:
