@@ -1,8 +1,11 @@
 """`skyaudio dataset build` on real media: clips, cached tensors, masks, drops with reasons, resume."""
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
+import pytest
 from safetensors.torch import load_file
 
 from .conftest import CLIP_FRAMES
@@ -91,3 +94,78 @@ def test_bad_clip_length_is_refused(run_cli, tiny_model, talking_video, tmp_path
     code, _, err = run_cli(["dataset", "build", talking_video, "-o", tmp_path / "d", "-m", tiny_model,
                             "--clip-frames", "10"])  # fmt: skip
     assert code == 2 and "--clip-frames 10: must be 1 + 4k and at least 5" in err
+
+
+@pytest.fixture(scope="module")
+def tiny_captioner(tmp_path_factory):
+    """A random BLIP captioning model in the released layout (config, safetensors, processor files)
+    with a 19-word vocabulary: its captions are words of that vocabulary."""
+    import torch
+    from transformers import (
+        BertTokenizer,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
+
+    folder = tmp_path_factory.mktemp("captioner") / "blip"
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", "a", "person", "talks", "the", "camera",
+             "to", "man", "woman", "in", "red", "coat", "astronaut", "smiles"]  # fmt: skip
+    vocab = tmp_path_factory.mktemp("vocab") / "vocab.txt"
+    vocab.write_text("\n".join(words) + "\n")
+    text = dict(vocab_size=len(words), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                intermediate_size=37, encoder_hidden_size=32, max_position_embeddings=64, bos_token_id=5,
+                pad_token_id=0, sep_token_id=3, eos_token_id=3)  # fmt: skip
+    vision = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+                  image_size=32, patch_size=8)  # fmt: skip
+    torch.manual_seed(0)
+    model = BlipForConditionalGeneration(
+        BlipConfig(text_config=text, vision_config=vision, projection_dim=16)
+    )
+    model.save_pretrained(folder)
+    processor = BlipProcessor(
+        image_processor=BlipImageProcessor(size={"height": 32, "width": 32}),
+        tokenizer=BertTokenizer(str(vocab), bos_token="[DEC]"),
+    )
+    processor.save_pretrained(folder)
+    return folder
+
+
+def test_videos_without_a_sidecar_are_captioned_by_the_caption_model(
+    tmp_path, tiny_model, tiny_captioner, talking_video
+):
+    import torch
+    from PIL import Image
+    from transformers import BlipForConditionalGeneration, BlipProcessor
+
+    from skyaudio_cli.media.video import iter_frames
+    from skyaudio_cli.training.dataset import BuildOptions, build_dataset, read_manifest
+
+    bare = tmp_path / "bare.mp4"  # the talking video without its .txt caption
+    shutil.copy(talking_video, bare)
+    options = BuildOptions(model=str(tiny_model), clip_frames=CLIP_FRAMES, caption_model=str(tiny_captioner))
+    build_dataset([bare, talking_video], tmp_path / "data", options)
+    _, clips = read_manifest(tmp_path / "data")
+    captions = {Path(c["video"]).name: c["caption"] for c in clips}
+    assert captions["talk.mp4"] == "An astronaut talks to the camera."  # the sidecar wins
+    # The captioner's greedy caption of the video's middle frame, computed here with transformers.
+    frames = list(iter_frames(bare, fps=25))
+    processor = BlipProcessor.from_pretrained(tiny_captioner)
+    model = BlipForConditionalGeneration.from_pretrained(tiny_captioner).eval()
+    inputs = processor(images=Image.fromarray(frames[len(frames) // 2]), return_tensors="pt")
+    with torch.no_grad():
+        tokens = model.generate(**inputs, max_new_tokens=40, do_sample=False)
+    expected = processor.decode(tokens[0], skip_special_tokens=True).strip()
+    assert expected and captions["bare.mp4"] == expected
+    assert set(expected.split()) <= {"a", "person", "talks", "the", "camera", "to", "man", "woman", "in",
+                                      "red", "coat", "astronaut", "smiles"}  # fmt: skip
+
+
+def test_an_unknown_caption_model_is_refused_before_loading(run_cli, tiny_model, talking_video, tmp_path):
+    code, _, stderr = run_cli(
+        ["dataset", "build", talking_video, "-o", tmp_path / "d", "-m", tiny_model, "--caption-model", "nope"]
+    )
+    assert code == 2 and len(stderr.strip().splitlines()) == 1
+    assert "--caption-model nope: unknown captioner (known: blip-large" in stderr
+    assert not (tmp_path / "d").exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from skyaudio_cli.errors import InputError, WeightsError
-from skyaudio_cli.weights import COMPONENT_NAMES, get_model, load_manifest
+from skyaudio_cli.weights import COMPONENT_NAMES, get_manifest, get_model, load_manifest
 from skyaudio_cli.weights.manifest import (
     REQUIRED_COMPONENTS,
     default_manifest_path,
@@ -197,3 +197,12 @@ def test_human_size() -> None:
         "2.5 GB",
         "478 B",
     ]
+
+
+def test_the_captioner_is_pinned_safetensors_in_transformers_layout() -> None:
+    blip = get_manifest().captioner("blip-large")
+    assert blip.repo == "Salesforce/blip-image-captioning-large" and len(blip.revision) == 40
+    assert "model.safetensors" in blip.patterns and blip.format == "transformers"
+    assert not any(p.endswith((".bin", ".h5", ".pt")) for p in blip.patterns)  # no pickles, no TF
+    with pytest.raises(InputError, match="unknown captioner"):
+        get_manifest().captioner("nope")

@@ -65,6 +65,15 @@ def dataset_build(
             "stages at different resolutions.",
         ),
     ] = None,
+    caption_model: Annotated[
+        str | None,
+        typer.Option(
+            "--caption-model",
+            metavar="NAME|FOLDER",
+            help="Caption videos that have no sidecar .txt/.json with this captioner (blip-large, "
+            "downloaded on first use, or a BLIP model folder); default: the family's prompt.",
+        ),
+    ] = None,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N.")] = "cpu",
     json_output: JsonOpt = False,
 ) -> None:
@@ -85,13 +94,23 @@ def dataset_build(
     for text in resolutions:
         validate_resolution(text)
     resolve_model(model)  # unknown model / weights not downloaded: refused before any model code
+    if caption_model is not None and not Path(caption_model).expanduser().is_dir():
+        from skyaudio_cli.weights import get_manifest
+
+        get_manifest().captioner(caption_model)  # an unknown name: refused before any model code
     from skyaudio_cli.pipeline.library_logs import silence_libraries
 
     silence_libraries()
     from skyaudio_cli.training.dataset import BuildOptions, build_dataset
 
     with _progress("dataset", "videos") as progress:
-        options = BuildOptions(model=model, clip_frames=clip_frames, resolutions=resolutions, device=device)
+        options = BuildOptions(
+            model=model,
+            clip_frames=clip_frames,
+            resolutions=resolutions,
+            device=device,
+            caption_model=caption_model,
+        )
         report = build_dataset(
             videos, out_dir, options, on_video=lambda done, total, video: progress(done, total, video.name)
         )

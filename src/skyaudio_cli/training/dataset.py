@@ -42,6 +42,7 @@ from skyaudio_cli.media.video import iter_frames, probe_video
 from skyaudio_cli.pipeline.buckets import pick_size
 from skyaudio_cli.pipeline.family import FamilyDefaults, family_defaults
 from skyaudio_cli.pipeline.talking_video import AUDIO_RADIUS
+from skyaudio_cli.training.captions import Captioner, caption_for, captioner_folder
 from skyaudio_cli.training.masks import face_mask, latent_coverage, lip_mask
 
 MANIFEST = "manifest.jsonl"
@@ -49,7 +50,6 @@ VIDEOS = "videos.jsonl"
 DATASET_INFO = "dataset.json"
 NULL_TEXT = "null_text.safetensors"
 CLIPS = "clips"
-CAPTION_SIDECARS = (".txt", ".json")
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,9 @@ class BuildOptions:
     # curriculum stages can train at different resolutions (a stage's `resolution`).
     resolutions: tuple[str, ...] = ()
     device: str = "cpu"
+    # A captioner (weights.toml name or folder) for videos without a sidecar caption; None: the
+    # family's default prompt.
+    caption_model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,9 +82,10 @@ class BuildReport:
 
 
 class Encoders:
-    """The family's conditioning encoders (no DiT), loaded as `TalkingVideoPipeline` loads them."""
+    """The family's conditioning encoders (no DiT), loaded as `TalkingVideoPipeline` loads them, and
+    the captioner when one is asked for."""
 
-    def __init__(self, model: str, device: str) -> None:
+    def __init__(self, model: str, device: str, caption_model: str | None = None) -> None:
         from skyaudio_cli.weights import resolve_model
 
         resolved = resolve_model(model)
@@ -103,25 +107,9 @@ class Encoders:
         self.audio = load_audio_encoder(
             parts["audio_encoder"], resolved.audio_encoder, device=self.device, dtype=torch.float32
         )
-
-
-def caption_for(video: Path, default: str) -> str:
-    """The sidecar `video.txt` (its text) or `video.json` (its "caption" or "prompt"), else `default`."""
-    text_file, json_file = (video.with_suffix(suffix) for suffix in CAPTION_SIDECARS)
-    if text_file.is_file():
-        caption = text_file.read_text(encoding="utf-8").strip()
-        if caption:
-            return caption
-    if json_file.is_file():
-        try:
-            data = json.loads(json_file.read_text(encoding="utf-8"))
-        except ValueError as error:
-            raise InputError(f"{json_file}: not valid JSON ({error})") from error
-        caption = data.get("caption") or data.get("prompt") if isinstance(data, dict) else None
-        if not isinstance(caption, str) or not caption.strip():
-            raise InputError(f'{json_file}: expected {{"caption": "..."}}')
-        return caption.strip()
-    return default
+        self.captioner = None
+        if caption_model is not None:
+            self.captioner = Captioner(captioner_folder(caption_model), device)
 
 
 def single_face_stretches(frames: Sequence[np.ndarray], detector: FaceDetector | None = None):
@@ -165,12 +153,12 @@ def build_dataset(
             raise InputError(f"{video}: video file not found")
     if (options.clip_frames - 1) % 4 or options.clip_frames < 5:
         raise InputError(f"--clip-frames {options.clip_frames}: must be 1 + 4k and at least 5")
-    encoders = encoders or Encoders(options.model, options.device)
+    encoders = encoders or Encoders(options.model, options.device, options.caption_model)
     d = encoders.defaults
     info = {
         "family": d.family, "fps": d.fps, "clip_frames": options.clip_frames,
         "motion_frames": d.motion_frames, "resolutions": list(options.resolutions or (d.resolution,)),
-        "shift": d.shift,
+        "shift": d.shift, "caption_model": options.caption_model,
     }  # fmt: skip
     _check_or_write_info(out_dir, info)
     done = _read_jsonl(out_dir / VIDEOS)
@@ -216,7 +204,8 @@ def _build_video(video: Path, out_dir: Path, options: BuildOptions, enc: Encoder
     faces, stretches, rejected = single_face_stretches(frames)
     dropped = [Dropped(name, start, stop - start, reason) for start, stop, reason in rejected]
     audio = feature_stream(enc.audio, speech, d.fps, d.audio_frames)
-    caption = caption_for(video, d.prompt)
+    model_caption = None if enc.captioner is None else lambda: enc.captioner.caption(frames[len(frames) // 2])
+    caption = caption_for(video, d.prompt, model_caption)
     text = enc.text.encode([caption])[0]
     video_id = f"{video.stem}-{hashlib.sha256(str(video.resolve()).encode()).hexdigest()[:8]}"
     n = options.clip_frames

@@ -110,6 +110,23 @@ def download_component(
         raise _download_error(error, component, model) from None
 
 
+def ensure_component(
+    component: ComponentSpec, *, what: str, cache_dir: Path | None = None, endpoint: str | None = None
+) -> Path:
+    """Where `component` is in the Hugging Face cache, downloading it first when it is missing or
+    incomplete (`what` names it in messages: "--lora owner/name/file"); WeightsError when it is not
+    there and HF_HUB_OFFLINE is set."""
+    snapshot, complete = find_snapshot(component, cache_dir)
+    if snapshot is None or not complete:
+        if is_offline():
+            raise WeightsError(f"{what}: not in the Hugging Face cache and HF_HUB_OFFLINE is set")
+        snapshot = download_component(
+            component, model=what, cache_dir=cache_dir, local_dir=None, token=None, endpoint=endpoint,
+            progress=False,
+        )  # fmt: skip
+    return component_location(snapshot, component)
+
+
 def present_files(snapshot: Path, component: ComponentSpec) -> list[str]:
     """Repo paths of the component's files that exist under `snapshot`."""
     from huggingface_hub.utils import filter_repo_objects

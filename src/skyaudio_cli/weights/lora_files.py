@@ -75,14 +75,6 @@ class LoraRef:
         component = self.hub_file
         if component is None:
             return Path(self.source).expanduser()
-        snapshot, complete = hub.find_snapshot(component, cache_dir)
-        if snapshot is None or not complete:
-            if hub.is_offline():
-                raise WeightsError(
-                    f"--lora {self.source}: not in the Hugging Face cache and HF_HUB_OFFLINE is set"
-                )
-            snapshot = hub.download_component(
-                component, model=f"--lora {self.source}", cache_dir=cache_dir, local_dir=None, token=None,
-                endpoint=endpoint, progress=False,
-            )  # fmt: skip
-        return hub.component_location(snapshot, component)
+        return hub.ensure_component(
+            component, what=f"--lora {self.source}", cache_dir=cache_dir, endpoint=endpoint
+        )
