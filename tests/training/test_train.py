@@ -13,9 +13,10 @@ from safetensors.torch import load_file
 from .conftest import CLIP_FRAMES
 
 
-def write_config(folder, data, model, *, stages, extra="", checkpoint_every=100):
+def write_config(folder, data, model, *, stages, extra="", checkpoint_every=100, checkpointing=False):
     text = f'model = "{model}"\ndata = "{data}"\noutput = "{folder / "run"}"\nseed = 3\ndtype = "fp32"\n'
-    text += f"gradient_checkpointing = false\ncheckpoint_every = {checkpoint_every}\n" + extra + "\n"
+    text += f"gradient_checkpointing = {json.dumps(checkpointing)}\ncheckpoint_every = {checkpoint_every}\n"
+    text += extra + "\n"
     for stage in stages:
         text += "[[stages]]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in stage.items())
     path = folder / "train.toml"
@@ -280,3 +281,36 @@ def test_fp8_base_stores_the_frozen_weights_in_fp8_and_trains(tmp_path, one_clip
     assert torch.equal(frozen.view(torch.uint8), frozen_before.view(torch.uint8))  # the base never moves
     # No casting hook on the trained layers: they are still fp32 after forward passes.
     assert all(p.dtype == torch.float32 for p in trained.values())
+
+
+def test_gradient_checkpointing_recomputes_the_blocks_and_gives_the_same_gradients(
+    tmp_path, one_clip, tiny_model
+):
+    from skyaudio_cli.training.config import load_config
+    from skyaudio_cli.training.trainer import Trainer
+
+    stages = [{"name": "lora", "steps": 1, "lr": 1e-3, "frames": 5, "train": ["lora", "audio"]}]
+    gradients, calls = [], []
+    for checkpointing in (False, True):
+        folder = tmp_path / str(checkpointing)
+        folder.mkdir()
+        path = write_config(folder, one_clip, tiny_model, stages=stages, checkpointing=checkpointing)
+        trainer = Trainer(load_config(path))
+        trainer.model.train()
+        block = trainer.model.blocks[0]
+        counted, forward = [], block.forward
+
+        def counting(*args, counted=counted, forward=forward, **kwargs):
+            counted.append(1)
+            return forward(*args, **kwargs)
+
+        block.forward = counting
+        trained = [p for _, p in trainer.groups["lora"] + trainer.groups["audio"]]
+        for p in trained:
+            p.requires_grad_(True)
+        trainer.loss(trainer.model, trainer.batch(trainer.config.stages[0])).backward()
+        gradients.append([p.grad.clone() for p in trained])
+        calls.append(len(counted))
+    assert calls == [1, 2]  # checkpointed: the block runs again during backward
+    for plain, checkpointed in zip(*gradients, strict=True):
+        torch.testing.assert_close(checkpointed, plain, rtol=1e-5, atol=1e-7)
