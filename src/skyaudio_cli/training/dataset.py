@@ -7,7 +7,8 @@ is not silent; what is left out is reported with its reason. Each clip's tensors
 `clips/<id>.safetensors` (written to a temporary name, then renamed) and one line to
 `manifest.jsonl`; a video is listed in `videos.jsonl` once all its clips are written, which is what
 a rerun skips (resume). Every tensor is computed by the same encoders, at the same loudness, with
-the same feature stream and audio windows as inference (`generate`).
+the same feature stream and audio windows as inference (`generate`). HuMo families cache what
+`HumoPipeline` conditions on instead of the a2v tensors (`_humo_clip_tensors`).
 """
 
 import hashlib
@@ -25,12 +26,12 @@ from safetensors.torch import save_file
 from skyaudio_cli.conditioning.audio_encoders import load_audio_encoder
 from skyaudio_cli.conditioning.audio_features import SAMPLE_RATE
 from skyaudio_cli.conditioning.audio_stream import feature_stream
-from skyaudio_cli.conditioning.audio_windows import frame_windows
-from skyaudio_cli.conditioning.frames import frames_to_tensor, reference_video
+from skyaudio_cli.conditioning.audio_windows import frame_windows, humo_latent_windows, humo_window_frames
+from skyaudio_cli.conditioning.frames import frames_to_tensor, reference_video, to_signed
 from skyaudio_cli.conditioning.image_encoder import ImageEncoder
 from skyaudio_cli.conditioning.text import TextEncoder
-from skyaudio_cli.conditioning.vae import VideoVAE
-from skyaudio_cli.errors import InputError, NotAvailableError
+from skyaudio_cli.conditioning.vae import TEMPORAL_STRIDE, VideoVAE
+from skyaudio_cli.errors import InputError
 from skyaudio_cli.face.detector import FaceDetector
 from skyaudio_cli.face.mask import latent_mask, lower_face_mask
 from skyaudio_cli.face.tracking import is_scene_cut, thumbnail, track_faces
@@ -41,6 +42,7 @@ from skyaudio_cli.media.image import resize_center_crop
 from skyaudio_cli.media.video import iter_frames, probe_video
 from skyaudio_cli.pipeline.buckets import pick_size
 from skyaudio_cli.pipeline.family import FamilyDefaults, family_defaults
+from skyaudio_cli.pipeline.humo import letterbox
 from skyaudio_cli.pipeline.talking_video import AUDIO_RADIUS
 from skyaudio_cli.training.captions import Captioner, caption_for, captioner_folder
 from skyaudio_cli.training.masks import face_mask, latent_coverage, lip_mask
@@ -82,28 +84,26 @@ class BuildReport:
 
 
 class Encoders:
-    """The family's conditioning encoders (no DiT), loaded as `TalkingVideoPipeline` loads them, and
-    the captioner when one is asked for."""
+    """The family's conditioning encoders (no DiT), loaded as its pipeline loads them (no image
+    encoder for HuMo), and the captioner when one is asked for."""
 
     def __init__(self, model: str, device: str, caption_model: str | None = None) -> None:
         from skyaudio_cli.weights import resolve_model
 
         resolved = resolve_model(model)
         self.defaults: FamilyDefaults = family_defaults(resolved.family)
-        if not self.defaults.variant.has_image_encoder:
-            raise NotAvailableError(
-                f"--model {model}: training data for HuMo families is not available yet "
-                "(skyreels-v3-a2v and infinitetalk layouts are)"
-            )
         parts = resolved.components
         self.device = torch.device(device)
         self.vae = VideoVAE.from_pretrained(parts["vae"], device=self.device, dtype=torch.float32)
         self.text = TextEncoder.from_pretrained(
             parts["text_encoder"], parts["tokenizer"], device=self.device, dtype=torch.float32
         )
-        self.image = ImageEncoder.from_pretrained(
-            parts["image_encoder"], device=self.device, dtype=torch.float32
-        )
+        # HuMo has no CLIP encoder: its reference enters as VAE latents.
+        self.image = None
+        if self.defaults.variant.has_image_encoder:
+            self.image = ImageEncoder.from_pretrained(
+                parts["image_encoder"], device=self.device, dtype=torch.float32
+            )
         self.audio = load_audio_encoder(
             parts["audio_encoder"], resolved.audio_encoder, device=self.device, dtype=torch.float32
         )
@@ -222,7 +222,8 @@ def _build_video(video: Path, out_dir: Path, options: BuildOptions, enc: Encoder
                 width, height = pick_size(resolution, probe.width, probe.height, d.size_buckets)
                 clip_id = f"{video_id}-{resolution}-{clip_start:06d}"
                 window = slice(clip_start, clip_start + n)
-                tensors = _clip_tensors(frames[window], faces[window], audio, clip_start, width, height, enc)
+                clip_tensors = _humo_clip_tensors if d.variant.is_humo else _clip_tensors
+                tensors = clip_tensors(frames[window], faces[window], audio, clip_start, width, height, enc)
                 tensors["text"] = text
                 path = out_dir / CLIPS / f"{clip_id}.safetensors"
                 with atomic_write_path(path) as partial:
@@ -237,31 +238,77 @@ def _build_video(video: Path, out_dir: Path, options: BuildOptions, enc: Encoder
     return clips, dropped
 
 
+def _clip_video(frames, width: int, height: int, enc: Encoders) -> torch.Tensor:
+    """The clip's frames centre-cropped to the bucket, [1, 3, n, H, W] in [-1, 1]."""
+    fitted = np.stack([np.asarray(resize_center_crop(Image.fromarray(f), width, height)) for f in frames])
+    return frames_to_tensor(fitted, width, height).to(enc.device).permute(1, 0, 2, 3)[None]
+
+
+def _face_lip_masks(frames, faces, width: int, height: int, draws) -> list[np.ndarray]:
+    """Each of `draws` (box, w, h -> mask) per frame, drawn on the source frame then fitted like it."""
+    source_h, source_w = frames[0].shape[:2]
+    return [
+        np.stack([
+            np.asarray(resize_center_crop(Image.fromarray(draw(face, source_w, source_h)), width, height))
+            for face in faces
+        ])  # fmt: skip
+        for draw in draws
+    ]
+
+
+@torch.no_grad()
+def _humo_clip_tensors(
+    frames, faces, audio, start: int, width: int, height: int, enc: Encoders
+) -> dict[str, torch.Tensor]:
+    """HuMo's tensors of a clip, as `HumoPipeline` conditions a one-window video of it.
+
+    reference: the clip's first frame letterboxed onto white and VAE-encoded (`encode_portrait`),
+    [16, 1, h, w]. zero_latents (humo-17b): the latents of an all-zero video of 1 + 4 * latent
+    frames, [16, latents + 1, h, w] (`zero_video_latents`); the VAE is causal, so a stage of fewer
+    frames takes its first latents. audio: `humo_latent_windows` on the grid of a video starting at
+    the clip's first frame (latent 0 = that frame alone, its first 3 slots blank), the rows read from
+    the whole video's feature stream (real speech around the clip's ends; zeros only past the
+    audio's own ends), [latents, 8, layers, channels]; the reference frame's zero window is added at
+    train time.
+    """
+    video = _clip_video(frames, width, height, enc)
+    latents = enc.vae.encode(video)[0]
+    portrait = torch.from_numpy(np.array(letterbox(Image.fromarray(frames[0]), width, height)))
+    reference = enc.vae.encode(to_signed(portrait.permute(2, 0, 1)[None, :, None]).to(enc.device))[0]
+    num_latents = latents.shape[1]
+    reach = humo_window_frames(0, num_latents)
+    first = max(0, start + reach.start)
+    rows = audio.rows(range(first, min(start + reach.stop, audio.num_frames)))
+    face, lip = _face_lip_masks(frames, faces, width, height, (face_mask, lip_mask))
+    tensors = {
+        "latents": latents,
+        "reference": reference,
+        "audio": humo_latent_windows(rows, num_latents, first_frame=start - first),
+        "face": torch.from_numpy(latent_coverage(face)),
+        "lip": torch.from_numpy(latent_coverage(lip)),
+    }
+    if enc.defaults.variant.masked_condition:
+        zero_video = video.new_zeros(1, 3, 1 + TEMPORAL_STRIDE * num_latents, height, width)
+        tensors["zero_latents"] = enc.vae.encode(zero_video)[0]
+    return tensors
+
+
 @torch.no_grad()
 def _clip_tensors(
     frames, faces, audio, start: int, width: int, height: int, enc: Encoders
 ) -> dict[str, torch.Tensor]:
     d = enc.defaults
     n = len(frames)
-    fitted = np.stack([np.asarray(resize_center_crop(Image.fromarray(f), width, height)) for f in frames])
-    pixels = frames_to_tensor(fitted, width, height).to(enc.device)  # [n, 3, H, W]
-    video = pixels.permute(1, 0, 2, 3)[None]
+    video = _clip_video(frames, width, height, enc)
+    pixels = video[0].permute(1, 0, 2, 3)
     latents = enc.vae.encode(video)[0]
     cond_image = enc.vae.encode(reference_video(video[:, :, :1], n))[0]
     motion = video.clone()
     motion[:, :, d.motion_frames :] = 0.0  # mid-grey, as the pipeline leaves unknown frames
     cond_video = enc.vae.encode(motion)[0]
-    source_h, source_w = frames[0].shape[:2]
-
-    def fitted_masks(draw) -> np.ndarray:
-        return np.stack([
-            np.asarray(resize_center_crop(Image.fromarray(draw(face, source_w, source_h)), width, height))
-            for face in faces
-        ])  # fmt: skip
-
-    face = fitted_masks(face_mask)
-    lip = fitted_masks(lip_mask)
-    lower = fitted_masks(lambda box, w, h: lower_face_mask(box, w, h).astype(np.float32) / 255.0)
+    face, lip, lower = _face_lip_masks(frames, faces, width, height, (
+        face_mask, lip_mask, lambda box, w, h: lower_face_mask(box, w, h).astype(np.float32) / 255.0
+    ))  # fmt: skip
     # Audio: every frame's window of AUDIO_RADIUS frames either side, indices clamped at the start
     # and mirrored past the end as the pipeline reads them.
     indices = [
