@@ -3,6 +3,7 @@ checked against `HumoPipeline`'s own conditioning, an overfit, exact resume, the
 trained LoRA in `generate`."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -80,3 +81,68 @@ def test_cached_tensors_are_what_humo_inference_conditions_on(humo, talking_vide
             assert torch.allclose(clip["zero_latents"][:, :2], shorter, atol=1e-5)
         else:
             assert "zero_latents" not in clip
+
+
+STAGES = [
+    {"name": "audio", "steps": 10, "lr": 1e-3, "frames": 5, "train": "audio"},
+    {"name": "lora", "steps": 20, "lr": 3e-2, "frames": CLIP_FRAMES, "train": "lora",
+     "conditioning": ["image", "text"]},
+]  # fmt: skip
+LORA = '[lora]\nrank = 4\nalpha = 8\ntargets = ["self_attn", "audio_attn"]\n'
+
+
+def test_overfit_lowers_the_loss_and_scores_only_the_video_latents(humo, tmp_path):
+    from skyaudio_cli.training.config import load_config
+    from skyaudio_cli.training.trainer import Trainer
+
+    layout, model, source, _ = humo
+    data = one_clip(source, tmp_path)
+    trainer = Trainer(load_config(write_config(tmp_path, data, model, stages=STAGES, extra=LORA)))
+    # HuMo's audio attention is q/k/v/o: the audio_attn target found it.
+    assert any(".audio_cross_attn.q.lora_A" in name for name, _ in trainer.groups["lora"])
+    saved = trainer.generator.get_state()
+    stages = trainer.config.stages
+    fixed = [trainer.batch(stage) for stage in stages]
+    text_only = trainer.batch(dataclasses_replace(stages[1], conditioning=("text",)))
+    trainer.generator.set_state(saved)
+    latents = (CLIP_FRAMES - 1) // 4 + 1
+    batch = fixed[1]
+    assert batch["clean"].shape[2] == latents + 1 and batch["weights"].shape[1] == latents
+    assert batch["audio"].shape[1] == latents + 1 and not batch["audio"][:, -1].any()
+    assert not text_only["clean"][:, :, -1].any()  # no reference: zeros, as without a portrait
+    if layout == "humo-17b":
+        assert batch["condition"].shape[1] == 20 and (batch["condition"][:, :4, -1] == 1).all()
+    else:
+        assert batch["condition"].shape[2] == 1  # the reference, written into the extra frame
+
+    def held_loss(index):
+        with torch.no_grad():
+            return trainer.loss(trainer.model, fixed[index]).item()
+
+    # The extra frame's target is not scored: changing it leaves the loss as it is.
+    with torch.no_grad():
+        changed = dict(batch, noise=batch["noise"].clone())
+        changed["noise"][:, :, -1] += 5.0
+        if layout == "humo-1.7b":  # its extra frame is replaced by the reference in the input
+            assert trainer.loss(trainer.model, changed).item() == pytest.approx(held_loss(1), rel=1e-6)
+    before = [held_loss(0), held_loss(1)]
+    trainer.run()
+    after = [held_loss(0), held_loss(1)]
+    assert after[0] < 0.95 * before[0] and after[1] < 0.95 * before[1]
+    records = [json.loads(line) for line in (trainer.config.output / "loss.jsonl").read_text().splitlines()]
+    assert {r["conditioning"] for r in records[10:]} == {"image", "text"}
+
+
+def one_clip(source, tmp_path):
+    """The dataset cut down to its first clip (a held-out draw then is that clip)."""
+    data = tmp_path / "one"
+    shutil.copytree(source, data)
+    first = (data / "manifest.jsonl").read_text().splitlines()[0]
+    (data / "manifest.jsonl").write_text(first + "\n")
+    return data
+
+
+def dataclasses_replace(stage, **changes):
+    import dataclasses
+
+    return dataclasses.replace(stage, **changes)

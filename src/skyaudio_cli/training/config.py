@@ -18,7 +18,7 @@ Layout (README "Fine-tuning" documents every key)::
     [validation] every, portrait, audio, steps = 4, prompt (optional): a video every N steps
     [[stages]]  name, steps, lr, frames, warmup_steps, resolution (one the dataset was built at),
                 batch_size (clips of one size bucket per step),
-                conditioning = "image"|"video"|"masked" (or a list), train = "audio"|"lora" (or both)
+                conditioning = "image"|"video"|"masked" (a2v) or "image"|"text" (HuMo), or a list, train = "audio"|"lora" (or both)
 """
 
 import tomllib
@@ -33,10 +33,15 @@ TARGET_MODULES = {
     "self_attn": r"blocks\.\d+\.attn1\.(to_q|to_k|to_v|to_out\.0)",
     "cross_attn": r"blocks\.\d+\.attn2\.(to_q|to_k|to_v|to_out\.0|add_k_proj|add_v_proj)",
     "ffn": r"blocks\.\d+\.ffn\.net\.(0\.proj|2)",
-    "audio_attn": r"blocks\.\d+\.audio_cross_attn\.(q_linear|kv_linear|proj)",
+    # a2v: q_linear, stacked kv_linear, proj; HuMo: separate q, k, v, o (model/humo_transformer.py).
+    "audio_attn": r"blocks\.\d+\.audio_cross_attn\.(q_linear|kv_linear|proj|q|k|v|o)",
     "audio_proj": r"audio_proj\.(proj1|proj1_vf|proj2|proj3)",
 }
-CONDITIONINGS = ("image", "video", "masked")
+CONDITIONINGS = ("image", "video", "masked", "text")
+# What each kind of family can train: HuMo has no motion frames and no masked edit, but renders from
+# text + audio alone (a zero reference); the a2v families always have their first frame.
+A2V_CONDITIONINGS = ("image", "video", "masked")
+HUMO_CONDITIONINGS = ("image", "text")
 TRAINABLE = ("lora", "audio")
 DTYPES = ("bf16", "fp16", "fp32")
 OPTIMIZERS = ("adamw", "adamw8bit")

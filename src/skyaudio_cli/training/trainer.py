@@ -10,6 +10,12 @@ Per step: a clip, cut to the stage's frames; one conditioning of the stage's mix
 frame known; video: the first motion frames known, as long-video windows start; masked: the image
 condition with the loss only on the lower face, the region edit-lipsync regenerates); condition
 dropout; then the facial-mask-weighted flow-matching loss (loss.py).
+
+HuMo families (`HumoPipeline`'s layout): the clip's latents plus one extra latent frame for the
+reference (image: the cached first-frame reference; text: zeros, as without a portrait), noised like
+the rest; humo-17b sees concat(mask4, condition16) beside them, humo-1.7b has the clean reference
+written into the extra frame; the audio windows get the reference frame's zero window. The loss
+scores the video latents only.
 """
 
 import json
@@ -24,7 +30,8 @@ from skyaudio_cli.conditioning.frames import known_frames_mask, latent_frame_cou
 from skyaudio_cli.errors import InputError
 from skyaudio_cli.media.atomic import atomic_write_path
 from skyaudio_cli.training import adapters, optional, state
-from skyaudio_cli.training.config import Stage, TrainConfig
+from skyaudio_cli.pipeline.family import family_defaults
+from skyaudio_cli.training.config import A2V_CONDITIONINGS, HUMO_CONDITIONINGS, Stage, TrainConfig
 from skyaudio_cli.training.dataset import NULL_TEXT, read_manifest
 from skyaudio_cli.training.loss import (
     noised,
@@ -54,7 +61,15 @@ class TrainResult:
 def check_inputs(config: TrainConfig, *, resume: bool) -> tuple[dict, list[dict]]:
     """Everything a mistake can be caught in before any model loads (one-line InputError)."""
     info, clips = read_manifest(config.data)
+    humo = family_defaults(info["family"]).variant.is_humo
+    allowed = HUMO_CONDITIONINGS if humo else A2V_CONDITIONINGS
     for index, stage in enumerate(config.stages):
+        refused = [mode for mode in stage.conditioning if mode not in allowed]
+        if refused:
+            raise InputError(
+                f"{config.source}: stages[{index}] ({stage.name}) has conditioning '{refused[0]}', which "
+                f"family {info['family']} cannot train (it can: {', '.join(allowed)})"
+            )
         if stage.frames > info["clip_frames"]:
             raise InputError(
                 f"{config.source}: stages[{index}] ({stage.name}) asks for {stage.frames} frames; "
@@ -93,6 +108,7 @@ class Trainer:
         )  # fmt: skip
         self.device = self.accelerator.device
         self.rank = self.accelerator.process_index
+        self.architecture = family_defaults(self.info["family"]).variant
         self.model = self._load_model()
         self.uses_lora = any("lora" in stage.train for stage in config.stages)
         if self.uses_lora:
@@ -125,7 +141,7 @@ class Trainer:
                                        _DTYPES[config.dtype])  # fmt: skip
 
     def _load_model(self):
-        from skyaudio_cli.model.checkpoint import load_transformer
+        from skyaudio_cli.model.checkpoint import TransformerLayout, load_transformer
         from skyaudio_cli.weights import resolve_model
 
         resolved = resolve_model(self.config.model)
@@ -146,7 +162,13 @@ class Trainer:
             # The audio layers a stage trains in full stay in the compute dtype; LoRA is added later.
             trains_audio = any("audio" in stage.train for stage in self.config.stages)
             before_weights = fp8_storage(dtype, keep=("audio_cross_attn",) if trains_audio else ())
-        model = load_transformer(files, device=self.device, dtype=dtype, before_weights=before_weights)
+        # The family's layout, as the pipelines load it (pipeline/base.py): HuMo's audio modules.
+        layout = TransformerLayout(
+            humo=self.architecture.is_humo, in_channels=self.architecture.transformer_in_channels
+        )
+        model = load_transformer(
+            files, device=self.device, dtype=dtype, before_weights=before_weights, layout=layout
+        )
         model.requires_grad_(False)
         return model
 
@@ -186,6 +208,14 @@ class Trainer:
         w_face, w_lip = pick_mask_weights(config.loss.mask_choices, (config.loss.face, config.loss.lip), g)
         samples = []
         for clip, (drop_text, drop_audio, drop_image) in zip(clips, drops, strict=True):
+            if self.architecture.is_humo:
+                sample = self._humo_sample(clip, frames, mode == "text" or drop_image, drop_audio)
+                samples.append({
+                    **sample, "noise": torch.randn(sample["clean"].shape, generator=g),
+                    "text": self.null_text if drop_text else clip["text"],
+                    "weights": weight_map(clip["face"][:latents], clip["lip"][:latents], w_face, w_lip),
+                })  # fmt: skip
+                continue
             condition = clip["cond_video" if mode == "video" else "cond_image"][:, :latents]
             weights = extra * clip["edit"][:latents].float() if mode == "masked" else extra
             clean = clip["latents"][:, :latents]
@@ -203,22 +233,52 @@ class Trainer:
         batch = {key: torch.stack([sample[key] for sample in samples]) for key in samples[0]}
         return {**batch, "mode": mode, "sigma": sigma.float(), "w_face": w_face, "w_lip": w_lip}
 
+    def _humo_sample(self, clip: dict, frames: int, no_image: bool, no_audio: bool) -> dict:
+        """One clip's HuMo tensors for `frames` frames: "clean" = the video latents and the extra
+        reference frame (zeros without an image), "condition" = what `HumoPipeline.model_input` puts
+        beside or into them, "audio" = the latents' windows and the reference frame's zero window."""
+        latents = latent_frame_count(frames)
+        reference = torch.zeros_like(clip["reference"]) if no_image else clip["reference"]
+        if self.architecture.masked_condition:
+            # The zero video of 1 + 4 * latents frames: the cached one's first latents (causal VAE).
+            zero = clip["zero_latents"][:, : latents + 1]
+            mask = torch.zeros_like(zero[:4])
+            mask[:, -1] = 1.0  # 1 on the reference frame with or without a reference, as released
+            given = zero if no_image else torch.cat([zero[:, :-1], reference], dim=1)
+            condition = torch.cat([mask, given])
+        else:
+            condition = reference
+        audio = clip["audio"][:latents]
+        audio = torch.cat([torch.zeros_like(audio) if no_audio else audio, torch.zeros_like(audio[:1])])
+        return {"clean": torch.cat([clip["latents"][:, :latents], reference], dim=1),
+                "condition": condition, "audio": audio}  # fmt: skip
+
     def loss(self, model, batch: dict) -> torch.Tensor:
         dtype = _DTYPES[self.config.dtype]
         to = {"device": self.device}
         clean, noise, sigma = batch["clean"].to(**to), batch["noise"].to(**to), batch["sigma"].to(**to)
         x_t = noised(clean, noise, sigma)
-        model_input = torch.cat([x_t, batch["condition"].to(**to)], dim=1).to(dtype)
+        condition = batch["condition"].to(**to)
+        extra = {}
+        if not self.architecture.is_humo:
+            extra["encoder_hidden_states_image"] = batch["image"].to(device=self.device, dtype=dtype)
+        if self.architecture.is_humo and not self.architecture.masked_condition:
+            model_input = torch.cat([x_t[:, :, :-1], condition], dim=2)  # the reference, unnoised
+        else:
+            model_input = torch.cat([x_t, condition], dim=1)
         with self.accelerator.autocast():
             prediction = model(
-                hidden_states=model_input,
+                hidden_states=model_input.to(dtype),
                 timestep=timestep_of(sigma),
                 encoder_hidden_states=batch["text"].to(device=self.device, dtype=dtype),
-                encoder_hidden_states_image=batch["image"].to(device=self.device, dtype=dtype),
                 audio_embeds=batch["audio"].to(device=self.device, dtype=dtype),
                 return_dict=False,
+                **extra,
             )[0]
-        return weighted_flow_loss(prediction, noise - clean, batch["weights"].to(**to))
+        # HuMo's extra reference frame is not scored: the weights cover the video latents only.
+        scored = batch["weights"].shape[1]
+        target = (noise - clean)[:, :, :scored]
+        return weighted_flow_loss(prediction[:, :, :scored], target, batch["weights"].to(**to))
 
     # -- the run ----------------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 with the model as it is now (base + the LoRA / audio layers being trained, unfused), written as
 `validation-NNNNNNN.mp4` in the output folder.
 
-The pipeline is `generate`'s own (TalkingVideoPipeline) around the model being trained, with the
+The pipeline is `generate`'s own for the family (`pipeline_for`: TalkingVideoPipeline, or HumoPipeline
+for HuMo, which renders with the portrait as its reference) around the model being trained, with the
 family's encoders loaded once on the training device; only the main process renders.
 """
 
@@ -14,7 +15,7 @@ from PIL import Image
 from skyaudio_cli.conditioning.audio_features import SAMPLE_RATE
 from skyaudio_cli.media.audio import load_audio, normalize_loudness
 from skyaudio_cli.media.video_writer import VideoWriter
-from skyaudio_cli.pipeline.talking_video import TalkingVideoPipeline
+from skyaudio_cli.pipeline.dispatch import pipeline_for
 from skyaudio_cli.training.config import ValidationConfig
 from skyaudio_cli.training.dataset import Encoders
 
@@ -40,9 +41,10 @@ class Validator:
         enc = self.encoders
         was_training = model.training
         model.eval()
-        pipe = TalkingVideoPipeline(
-            transformer=model, vae=enc.vae, text_encoder=enc.text, image_encoder=enc.image,
-            audio_encoder=enc.audio, defaults=enc.defaults, device=self.device, dtype=self.dtype,
+        image = {} if enc.image is None else {"image_encoder": enc.image}
+        pipe = pipeline_for(enc.defaults.variant)(
+            transformer=model, vae=enc.vae, text_encoder=enc.text, audio_encoder=enc.audio,
+            defaults=enc.defaults, device=self.device, dtype=self.dtype, **image,
         )  # fmt: skip
         video = pipe(portrait=self.portrait, audio=self.speech, prompt=self.config.prompt,
                      resolution=self.resolution, steps=self.config.steps, seed=0)  # fmt: skip
