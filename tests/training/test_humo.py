@@ -146,3 +146,93 @@ def dataclasses_replace(stage, **changes):
     import dataclasses
 
     return dataclasses.replace(stage, **changes)
+
+
+@pytest.mark.parametrize("mode", ["video", "masked"])
+def test_video_and_masked_conditioning_are_refused_for_humo(mode, humo, tmp_path, run_cli):
+    from .test_train_cli import _one_error_line
+
+    layout, model, data, _ = humo
+    stages = [{"name": "s", "steps": 2, "lr": 1e-3, "frames": CLIP_FRAMES, "conditioning": ["image", mode]}]
+    code, _, err = run_cli(["train", write_config(tmp_path, data, model, stages=stages)])
+    assert code == 2
+    family = json.loads((data / "dataset.json").read_text())["family"]
+    assert _one_error_line(err) == (
+        f"error: {tmp_path / 'train.toml'}: stages[0] (s) has conditioning '{mode}', which family "
+        f"{family} cannot train (it can: image, text)"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_text_only_conditioning_is_refused_for_a2v(built_dataset, tiny_model, tmp_path, run_cli):
+    from .test_train_cli import _one_error_line
+
+    stages = [{"name": "s", "steps": 2, "lr": 1e-3, "frames": CLIP_FRAMES, "conditioning": "text"}]
+    code, _, err = run_cli(["train", write_config(tmp_path, built_dataset[0], tiny_model, stages=stages)])
+    assert code == 2
+    assert "has conditioning 'text', which family" in _one_error_line(err)
+    assert "(it can: image, video, masked)" in _one_error_line(err)
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_gives_the_same_losses(humo, tmp_path):
+    from skyaudio_cli.training.config import load_config
+    from skyaudio_cli.training.trainer import Trainer
+
+    _, model, data, _ = humo
+    stages = [{"name": "a", "steps": 6, "lr": 1e-3, "frames": CLIP_FRAMES, "conditioning": ["image", "text"],
+               "train": ["audio", "lora"]}]  # fmt: skip
+    whole_dir, parts_dir = tmp_path / "whole", tmp_path / "parts"
+    whole_dir.mkdir(), parts_dir.mkdir()
+    whole = load_config(write_config(whole_dir, data, model, stages=stages, extra=LORA))
+    Trainer(whole).run()
+    parts = load_config(write_config(parts_dir, data, model, stages=stages, extra=LORA, checkpoint_every=3))
+
+    def stop_at_4(step, total, record):
+        if step == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(parts).run(stop_at_4)
+    assert Trainer(parts, resume=True).run().resumed_from == 3
+
+    def losses(config):
+        return [json.loads(line)["loss"] for line in (config.output / "loss.jsonl").read_text().splitlines()]
+
+    assert len(losses(whole)) == 6 and losses(parts) == losses(whole)
+    resumed, uninterrupted = (load_file(str(c.output / "lora.safetensors")) for c in (parts, whole))
+    assert resumed.keys() == uninterrupted.keys()
+    assert all(torch.equal(resumed[key], uninterrupted[key]) for key in resumed)
+
+
+def test_cli_train_validates_and_its_lora_changes_generate(
+    humo, tmp_path, run_cli, portrait_png, speech_wav
+):
+    from skyaudio_cli.media.video import iter_frames
+
+    _, model, data, _ = humo
+    stages = [{"name": "lora", "steps": 3, "lr": 1e-2, "frames": CLIP_FRAMES, "train": ["lora", "audio"]}]
+    validation = f'[validation]\nevery = 3\nportrait = "{portrait_png}"\naudio = "{speech_wav}"\nsteps = 2\n'
+    code, out, err = run_cli(
+        ["train", write_config(tmp_path, data, model, stages=stages, extra=LORA + validation), "--json"]
+    )
+    assert code == 0, err
+    run = tmp_path / "run"
+    assert json.loads(out)["status"] == "ok"
+    assert [p.name for p in run.glob("validation-*")] == ["validation-0000003.mp4"]
+    assert len(list(iter_frames(run / "validation-0000003.mp4"))) > 0
+    tensors = load_file(str(run / "lora.safetensors"))
+    assert "transformer.blocks.0.audio_cross_attn.q.diff" in tensors  # trained both ways: a full delta
+    assert "transformer.blocks.0.attn1.to_q.lora_A.weight" in tensors
+
+    def generate(name, *extra):
+        path = tmp_path / name
+        arguments = ["generate", "-p", portrait_png, "-a", speech_wav, "-m", model, "-o", path]
+        code, _, err = run_cli([*arguments, "--resolution", "32x32", "--steps", "2", "--device", "cpu", *extra])
+        assert code == 0, err
+        return np.stack(list(iter_frames(path)))
+
+    plain = generate("plain.mp4")
+    tuned = generate("tuned.mp4", "--lora", run / "lora.safetensors")
+    assert plain.shape == tuned.shape
+    assert np.abs(plain.astype(int) - tuned.astype(int)).mean() > 0.5
