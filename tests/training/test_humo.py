@@ -25,7 +25,9 @@ def humo(request, tmp_path_factory, talking_video):
 
     root = tmp_path_factory.mktemp(request.param)
     model = make_tiny(root / "model", layout=request.param)
-    report = build_dataset([talking_video], root / "data", BuildOptions(model=str(model), clip_frames=CLIP_FRAMES))
+    report = build_dataset(
+        [talking_video], root / "data", BuildOptions(model=str(model), clip_frames=CLIP_FRAMES)
+    )
     return request.param, model, root / "data", report
 
 
@@ -205,9 +207,7 @@ def test_resume_gives_the_same_losses(humo, tmp_path):
     assert all(torch.equal(resumed[key], uninterrupted[key]) for key in resumed)
 
 
-def test_cli_train_validates_and_its_lora_changes_generate(
-    humo, tmp_path, run_cli, portrait_png, speech_wav
-):
+def test_cli_train_validates_and_its_lora_changes_generate(humo, tmp_path, run_cli, portrait_png, speech_wav):
     from skyaudio_cli.media.video import iter_frames
 
     _, model, data, _ = humo
@@ -228,7 +228,9 @@ def test_cli_train_validates_and_its_lora_changes_generate(
     def generate(name, *extra):
         path = tmp_path / name
         arguments = ["generate", "-p", portrait_png, "-a", speech_wav, "-m", model, "-o", path]
-        code, _, err = run_cli([*arguments, "--resolution", "32x32", "--steps", "2", "--device", "cpu", *extra])
+        code, _, err = run_cli(
+            [*arguments, "--resolution", "32x32", "--steps", "2", "--device", "cpu", *extra]
+        )
         assert code == 0, err
         return np.stack(list(iter_frames(path)))
 

@@ -18,7 +18,8 @@ Layout (README "Fine-tuning" documents every key)::
     [validation] every, portrait, audio, steps = 4, prompt (optional): a video every N steps
     [[stages]]  name, steps, lr, frames, warmup_steps, resolution (one the dataset was built at),
                 batch_size (clips of one size bucket per step),
-                conditioning = "image"|"video"|"masked" (a2v) or "image"|"text" (HuMo), or a list, train = "audio"|"lora" (or both)
+                conditioning = "image"|"video"|"masked" (a2v) or "image"|"text" (HuMo), or a list,
+                train = "audio"|"lora" (or both)
 """
 
 import tomllib

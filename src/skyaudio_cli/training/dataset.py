@@ -247,13 +247,11 @@ def _clip_video(frames, width: int, height: int, enc: Encoders) -> torch.Tensor:
 def _face_lip_masks(frames, faces, width: int, height: int, draws) -> list[np.ndarray]:
     """Each of `draws` (box, w, h -> mask) per frame, drawn on the source frame then fitted like it."""
     source_h, source_w = frames[0].shape[:2]
-    return [
-        np.stack([
-            np.asarray(resize_center_crop(Image.fromarray(draw(face, source_w, source_h)), width, height))
-            for face in faces
-        ])  # fmt: skip
-        for draw in draws
-    ]
+
+    def fitted(mask: np.ndarray) -> np.ndarray:
+        return np.asarray(resize_center_crop(Image.fromarray(mask), width, height))
+
+    return [np.stack([fitted(draw(face, source_w, source_h)) for face in faces]) for draw in draws]
 
 
 @torch.no_grad()

@@ -29,8 +29,8 @@ from safetensors.torch import save_file
 from skyaudio_cli.conditioning.frames import known_frames_mask, latent_frame_count, padded_frame_count
 from skyaudio_cli.errors import InputError
 from skyaudio_cli.media.atomic import atomic_write_path
-from skyaudio_cli.training import adapters, optional, state
 from skyaudio_cli.pipeline.family import family_defaults
+from skyaudio_cli.training import adapters, optional, state
 from skyaudio_cli.training.config import A2V_CONDITIONINGS, HUMO_CONDITIONINGS, Stage, TrainConfig
 from skyaudio_cli.training.dataset import NULL_TEXT, read_manifest
 from skyaudio_cli.training.loss import (
