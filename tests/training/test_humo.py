@@ -5,7 +5,6 @@ trained LoRA in `generate`."""
 import json
 import shutil
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -13,6 +12,7 @@ from safetensors.torch import load_file
 
 from .conftest import CLIP_FRAMES
 from .test_train import write_config
+from .test_train_cli import _one_error_line, assert_lora_changes_generate
 
 LAYOUTS = ["humo-1.7b", "humo-17b"]
 
@@ -112,10 +112,21 @@ def test_overfit_lowers_the_loss_and_scores_only_the_video_latents(humo, tmp_pat
     assert batch["clean"].shape[2] == latents + 1 and batch["weights"].shape[1] == latents
     assert batch["audio"].shape[1] == latents + 1 and not batch["audio"][:, -1].any()
     assert not text_only["clean"][:, :, -1].any()  # no reference: zeros, as without a portrait
+    clip = trainer._clip(0)
+    condition = batch["condition"][0]
     if layout == "humo-17b":
-        assert batch["condition"].shape[1] == 20 and (batch["condition"][:, :4, -1] == 1).all()
+        # mask 1 on the extra frame only; the zero-video latents with the reference in that frame
+        assert condition.shape[:2] == (20, latents + 1)
+        assert (condition[:4, -1] == 1).all() and not condition[:4, :-1].any()
+        assert torch.equal(condition[4:, :-1], clip["zero_latents"][:, :latents])
+        expected_reference = (
+            clip["zero_latents"][:, latents:] if text_only_drawn(batch) else clip["reference"]
+        )
+        assert torch.equal(condition[4:, -1:], expected_reference)
+        assert torch.equal(text_only["condition"][0, 4:], clip["zero_latents"])
     else:
-        assert batch["condition"].shape[2] == 1  # the reference, written into the extra frame
+        assert torch.equal(condition, torch.zeros_like(clip["reference"]) if text_only_drawn(batch)
+                           else clip["reference"])  # fmt: skip
 
     def held_loss(index):
         with torch.no_grad():
@@ -135,6 +146,10 @@ def test_overfit_lowers_the_loss_and_scores_only_the_video_latents(humo, tmp_pat
     assert {r["conditioning"] for r in records[10:]} == {"image", "text"}
 
 
+def text_only_drawn(batch) -> bool:
+    return batch["mode"] == "text" or not batch["clean"][:, :, -1].any()
+
+
 def one_clip(source, tmp_path):
     """The dataset cut down to its first clip (a held-out draw then is that clip)."""
     data = tmp_path / "one"
@@ -152,8 +167,6 @@ def dataclasses_replace(stage, **changes):
 
 @pytest.mark.parametrize("mode", ["video", "masked"])
 def test_video_and_masked_conditioning_are_refused_for_humo(mode, humo, tmp_path, run_cli):
-    from .test_train_cli import _one_error_line
-
     layout, model, data, _ = humo
     stages = [{"name": "s", "steps": 2, "lr": 1e-3, "frames": CLIP_FRAMES, "conditioning": ["image", mode]}]
     code, _, err = run_cli(["train", write_config(tmp_path, data, model, stages=stages)])
@@ -167,8 +180,6 @@ def test_video_and_masked_conditioning_are_refused_for_humo(mode, humo, tmp_path
 
 
 def test_text_only_conditioning_is_refused_for_a2v(built_dataset, tiny_model, tmp_path, run_cli):
-    from .test_train_cli import _one_error_line
-
     stages = [{"name": "s", "steps": 2, "lr": 1e-3, "frames": CLIP_FRAMES, "conditioning": "text"}]
     code, _, err = run_cli(["train", write_config(tmp_path, built_dataset[0], tiny_model, stages=stages)])
     assert code == 2
@@ -225,16 +236,4 @@ def test_cli_train_validates_and_its_lora_changes_generate(humo, tmp_path, run_c
     assert "transformer.blocks.0.audio_cross_attn.q.diff" in tensors  # trained both ways: a full delta
     assert "transformer.blocks.0.attn1.to_q.lora_A.weight" in tensors
 
-    def generate(name, *extra):
-        path = tmp_path / name
-        arguments = ["generate", "-p", portrait_png, "-a", speech_wav, "-m", model, "-o", path]
-        code, _, err = run_cli(
-            [*arguments, "--resolution", "32x32", "--steps", "2", "--device", "cpu", *extra]
-        )
-        assert code == 0, err
-        return np.stack(list(iter_frames(path)))
-
-    plain = generate("plain.mp4")
-    tuned = generate("tuned.mp4", "--lora", run / "lora.safetensors")
-    assert plain.shape == tuned.shape
-    assert np.abs(plain.astype(int) - tuned.astype(int)).mean() > 0.5
+    assert_lora_changes_generate(run_cli, model, run / "lora.safetensors", portrait_png, speech_wav, tmp_path)

@@ -50,14 +50,13 @@ def test_the_lora_file_is_in_the_format_lora_loads(trained):
     assert any(key.endswith(".diff") and "audio_cross_attn" in key for key in tensors)
 
 
-def test_trained_lora_loads_in_generate_and_changes_the_video(
-    trained, run_cli, tiny_model, portrait_png, speech_wav, tmp_path
-):
+def assert_lora_changes_generate(run_cli, model, lora, portrait_png, speech_wav, folder):
+    """`generate` with `--lora lora` gives other frames of the same shape than without it."""
     from skyaudio_cli.media.video import iter_frames
 
     def generate(name, *extra):
-        out = tmp_path / name
-        arguments = ["generate", "-p", portrait_png, "-a", speech_wav, "-m", tiny_model, "-o", out]
+        out = folder / name
+        arguments = ["generate", "-p", portrait_png, "-a", speech_wav, "-m", model, "-o", out]
         code, _, err = run_cli(
             [*arguments, "--resolution", "32x32", "--steps", "2", "--device", "cpu", *extra]
         )
@@ -65,9 +64,17 @@ def test_trained_lora_loads_in_generate_and_changes_the_video(
         return np.stack(list(iter_frames(out)))
 
     plain = generate("plain.mp4")
-    tuned = generate("tuned.mp4", "--lora", trained / "lora.safetensors")
+    tuned = generate("tuned.mp4", "--lora", lora)
     assert plain.shape == tuned.shape
     assert np.abs(plain.astype(int) - tuned.astype(int)).mean() > 0.5
+
+
+def test_trained_lora_loads_in_generate_and_changes_the_video(
+    trained, run_cli, tiny_model, portrait_png, speech_wav, tmp_path
+):
+    assert_lora_changes_generate(
+        run_cli, tiny_model, trained / "lora.safetensors", portrait_png, speech_wav, tmp_path
+    )
 
 
 def test_validation_videos_are_written_every_n_steps(trained, speech_wav):

@@ -141,12 +141,9 @@ class HumoPipeline(PipelineBase):
         """
         if zero_latents is None:
             zero_latents = self.zero_video_latents(reference, latent_frames)
-        mask = torch.zeros_like(zero_latents[:, :_MASK_CHANNELS])
-        mask[:, :, -1] = 1.0
-        with_reference = torch.cat([zero_latents[:, :, :-1], reference], dim=2)
         return (
-            torch.cat([mask, with_reference], dim=1).to(self.dtype),
-            torch.cat([mask, zero_latents], dim=1).to(self.dtype),
+            masked_condition(zero_latents, reference).to(self.dtype),
+            masked_condition(zero_latents).to(self.dtype),
         )
 
     def window_conditions(
@@ -383,6 +380,18 @@ class HumoPipeline(PipelineBase):
     def output_size(self, portrait: Image.Image | None, resolution: str) -> tuple[int, int]:
         width, height = (portrait.width, portrait.height) if portrait is not None else TEXT_ONLY_SIZE
         return pick_size(resolution, width, height, self.defaults.size_buckets)
+
+
+def masked_condition(zero_latents: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+    """humo-17b's concat(mask4, condition16) [..., 20, F + 1, h, w] from the zero-video latents
+    [..., 16, F + 1, h, w]: the mask is 1 on the last (reference) frame with or without a reference
+    (as released); the condition is the zero-video latents, their last frame replaced by
+    `reference` [..., 16, 1, h, w] when one is given."""
+    mask = torch.zeros_like(zero_latents[..., :_MASK_CHANNELS, :, :, :])
+    mask[..., -1, :, :] = 1.0
+    if reference is not None:
+        zero_latents = torch.cat([zero_latents[..., :-1, :, :], reference], dim=-3)
+    return torch.cat([mask, zero_latents], dim=-4)
 
 
 def letterbox(image: Image.Image, width: int, height: int) -> Image.Image:

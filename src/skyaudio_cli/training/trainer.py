@@ -30,6 +30,7 @@ from skyaudio_cli.conditioning.frames import known_frames_mask, latent_frame_cou
 from skyaudio_cli.errors import InputError
 from skyaudio_cli.media.atomic import atomic_write_path
 from skyaudio_cli.pipeline.family import family_defaults
+from skyaudio_cli.pipeline.humo import masked_condition
 from skyaudio_cli.training import adapters, optional, state
 from skyaudio_cli.training.config import A2V_CONDITIONINGS, HUMO_CONDITIONINGS, Stage, TrainConfig
 from skyaudio_cli.training.dataset import NULL_TEXT, read_manifest
@@ -242,10 +243,7 @@ class Trainer:
         if self.architecture.masked_condition:
             # The zero video of 1 + 4 * latents frames: the cached one's first latents (causal VAE).
             zero = clip["zero_latents"][:, : latents + 1]
-            mask = torch.zeros_like(zero[:4])
-            mask[:, -1] = 1.0  # 1 on the reference frame with or without a reference, as released
-            given = zero if no_image else torch.cat([zero[:, :-1], reference], dim=1)
-            condition = torch.cat([mask, given])
+            condition = masked_condition(zero, None if no_image else reference)
         else:
             condition = reference
         audio = clip["audio"][:latents]
