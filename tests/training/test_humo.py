@@ -138,6 +138,21 @@ def test_overfit_lowers_the_loss_and_scores_only_the_video_latents(humo, tmp_pat
         changed["noise"][:, :, -1] += 5.0
         if layout == "humo-1.7b":  # its extra frame is replaced by the reference in the input
             assert trainer.loss(trainer.model, changed).item() == pytest.approx(held_loss(1), rel=1e-6)
+    # The loss written out: HumoPipeline.model_input's layout, the video latents scored only.
+    with torch.no_grad():
+        s = batch["sigma"][:, None, None, None, None]
+        x_t = (1 - s) * batch["clean"] + s * batch["noise"]
+        if layout == "humo-17b":
+            model_input = torch.cat([x_t, batch["condition"]], dim=1)
+        else:
+            model_input = torch.cat([x_t[:, :, :latents], batch["condition"]], dim=2)
+        prediction = trainer.model(
+            hidden_states=model_input, timestep=batch["sigma"] * 1000, encoder_hidden_states=batch["text"],
+            audio_embeds=batch["audio"], return_dict=False,
+        )[0]  # fmt: skip
+        target = (batch["noise"] - batch["clean"])[:, :, :latents]
+        expected = (batch["weights"][:, None] * (prediction[:, :, :latents] - target) ** 2).mean().item()
+    assert held_loss(1) == pytest.approx(expected, rel=1e-5)
     before = [held_loss(0), held_loss(1)]
     trainer.run()
     after = [held_loss(0), held_loss(1)]
