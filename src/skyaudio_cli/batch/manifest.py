@@ -36,6 +36,9 @@ class BatchJob:
     index: int
     task: str
     job: Any  # the task's job dataclass
+    # The job resolved against its model's family (tasks.resolve.ResolvedJob): set by plan_batch,
+    # which checks every job before any model loads; the runner runs exactly that.
+    resolved: Any = None
 
 
 def read_manifest(source: str) -> list[ManifestLine]:

@@ -133,8 +133,7 @@ def _check_models(plan: Plan) -> None:
     runnable = []
     for job in plan.to_run:
         try:
-            resolve_validated(job.task, job.job)
-            runnable.append(job)
+            runnable.append(dataclasses.replace(job, resolved=resolve_validated(job.task, job.job)))
         except SkyaudioError as bad:
             plan.decided.append(_failed(job, bad))
     plan.to_run = runnable

@@ -15,7 +15,6 @@ from skyaudio_cli.batch.manifest import BatchJob
 from skyaudio_cli.batch.results import FAILED, OK, JobResult
 from skyaudio_cli.errors import EXIT_RUNTIME, SkyaudioError
 from skyaudio_cli.tasks.registry import task_spec
-from skyaudio_cli.tasks.resolve import resolve_validated
 
 
 def run_jobs(jobs: list[BatchJob], on_result: Callable[[JobResult], None], *, fail_fast: bool) -> None:
@@ -37,12 +36,13 @@ def announce(position: int, total: int, job: BatchJob, device: str | None = None
 
 
 def run_one(job: BatchJob, pipelines) -> JobResult:
-    """Run one job with the shared `pipelines` (PipelineCache); every Exception becomes its result."""
+    """Run one planned job (as `plan_batch` resolved it) with the shared `pipelines` (PipelineCache);
+    every Exception becomes its result."""
     started = time.monotonic()
     loaded_before = pipelines.load_seconds
     details, error, exit_code, out_of_memory = {}, None, 0, False
     try:
-        details = task_spec(job.task).run(resolve_validated(job.task, job.job), pipelines)
+        details = task_spec(job.task).run(job.resolved, pipelines)
     except SkyaudioError as failure:
         error, exit_code = str(failure), failure.exit_code
     except Exception as failure:  # noqa: BLE001 - a bug in one job must not end the batch

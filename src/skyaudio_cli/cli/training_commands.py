@@ -94,10 +94,10 @@ def dataset_build(
     for text in resolutions:
         validate_resolution(text)
     resolve_model(model)  # unknown model / weights not downloaded: refused before any model code
-    if caption_model is not None and not Path(caption_model).expanduser().is_dir():
-        from skyaudio_cli.weights import get_manifest
+    if caption_model is not None:
+        from skyaudio_cli.training.captions import captioner_source
 
-        get_manifest().captioner(caption_model)  # an unknown name: refused before any model code
+        captioner_source(caption_model)  # neither a folder nor a known name: refused before any model code
     from skyaudio_cli.pipeline.library_logs import silence_libraries
 
     silence_libraries()

@@ -10,7 +10,7 @@ across them). Shared preparation steps live here too.
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +54,6 @@ class Render:
     sinks: tuple[Sink, ...]
     frames: Iterator[tuple[np.ndarray, ...]]
     overwrite: bool
-    result: dict = field(default_factory=dict)  # the result fields known before writing
 
 
 def render(r: Render) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from skyaudio_cli.errors import InputError, WeightsError
+from skyaudio_cli.weights.manifest import ComponentSpec
 
 CAPTION_SIDECARS = (".txt", ".json")
 MAX_CAPTION_TOKENS = 40  # BLIP's captions are one sentence; this bounds a degenerate one
@@ -44,18 +45,28 @@ def caption_for(video: Path, default: str, model_caption: Callable[[], str] | No
     return default
 
 
-def captioner_folder(name_or_folder: str) -> Path:
-    """The captioner's files: a model folder as given, or weights.toml's captioner of that name from
-    the Hugging Face cache (downloaded there first if need be)."""
-    from skyaudio_cli.weights import get_manifest, hub
+def captioner_source(name_or_folder: str) -> Path | ComponentSpec:
+    """What `--caption-model` names, checked without loading or downloading anything: a model folder,
+    or weights.toml's captioner of that name (InputError for neither)."""
+    from skyaudio_cli.weights import get_manifest
 
     folder = Path(name_or_folder).expanduser()
     if folder.is_dir():
         if not (folder / "config.json").is_file():
             raise InputError(f"--caption-model {name_or_folder}: no config.json in that folder")
         return folder
-    component = get_manifest().captioner(name_or_folder)
-    return hub.ensure_component(component, what=f"--caption-model {name_or_folder}")
+    return get_manifest().captioner(name_or_folder)
+
+
+def captioner_folder(name_or_folder: str) -> Path:
+    """The captioner's files: a model folder as given, or weights.toml's captioner of that name from
+    the Hugging Face cache (downloaded there first if need be)."""
+    from skyaudio_cli.weights import hub
+
+    source = captioner_source(name_or_folder)
+    if isinstance(source, Path):
+        return source
+    return hub.ensure_component(source, what=f"--caption-model {name_or_folder}")
 
 
 class Captioner:
