@@ -46,12 +46,10 @@ from skyaudio_cli.tasks.jobs import EditLipsyncJob, parse_face_box
 from skyaudio_cli.tasks.render import (
     Render,
     Sink,
-    at_family_loudness,
     family_result,
+    job_speech,
     load_pipeline,
-    load_speech,
     render,
-    warn_if_random_weights,
     written_size,
 )
 from skyaudio_cli.tasks.resolve import ResolvedJob
@@ -92,13 +90,11 @@ def run_edit_lipsync(resolved: ResolvedJob, pipelines=None) -> dict:
 
 def prepare_edit(resolved: ResolvedJob, pipelines=None) -> EditRun:
     """Analyse the video and set up generation; nothing is generated until `frames` is iterated."""
-    job, s, family = resolved.job, resolved.settings, resolved.family
+    job, family = resolved.job, resolved.family
     # The inputs first: a broken video or audio is reported before any face is looked for.
     info = probe_video(job.video)
-    speech = load_speech(job.audio, s.max_audio_seconds)
+    speech = job_speech(resolved)
     seconds = audio_duration(speech, SAMPLE_RATE)
-    warn_if_random_weights(resolved)
-    speech = at_family_loudness(speech, family)
 
     with console.stderr.status("finding the face in every frame..."):
         regions, mask_source = _regions(job, info)

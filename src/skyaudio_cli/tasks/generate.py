@@ -24,12 +24,10 @@ from skyaudio_cli.tasks.jobs import ExtendJob
 from skyaudio_cli.tasks.render import (
     Render,
     Sink,
-    at_family_loudness,
     family_result,
+    job_speech,
     load_pipeline,
-    load_speech,
     render,
-    warn_if_random_weights,
     written_size,
 )
 from skyaudio_cli.tasks.resolve import ResolvedJob
@@ -52,8 +50,7 @@ def load_portrait(path: Path) -> Image.Image:
 def run_generate(resolved: ResolvedJob, pipelines: PipelineCache | None = None) -> dict:
     """Run one job; pass a shared `pipelines` cache to reuse loaded models across jobs."""
     job, s = resolved.job, resolved.settings
-    warn_if_random_weights(resolved)
-    speech = at_family_loudness(load_speech(job.audio, s.max_audio_seconds), resolved.family)
+    speech = job_speech(resolved)
     if job.follows_video:
         source = {"reference_video": ReferenceVideo.open(job.portrait, loop=job.loop_mode)}
     else:
@@ -89,9 +86,7 @@ def run_extend(resolved: ResolvedJob, pipelines: PipelineCache | None = None) ->
     """
     job, s, family = resolved.job, resolved.settings, resolved.family
     source = probe_video(job.video)
-    speech = load_speech(job.audio, s.max_audio_seconds)
-    warn_if_random_weights(resolved)
-    speech = at_family_loudness(speech, family)
+    speech = job_speech(resolved)
     context = _last_frames(source, family.motion_frames, family.fps)
     stream = start_stream(load_pipeline(pipelines, resolved), resolved, speech, start_frames=context)
 

@@ -149,6 +149,14 @@ def at_family_loudness(speech: AudioFile, defaults: FamilyDefaults) -> AudioFile
     return normalize_loudness(speech, SAMPLE_RATE, target_lufs=defaults.loudness_lufs)
 
 
+def job_speech(resolved: ResolvedJob) -> AudioFile:
+    """The job's speech, checked, at its family's loudness; the random-weights warning once the
+    inputs are known to be usable."""
+    speech = load_speech(resolved.job.audio, resolved.settings.max_audio_seconds)
+    warn_if_random_weights(resolved)
+    return at_family_loudness(speech, resolved.family)
+
+
 def load_pipeline(pipelines: PipelineCache | None, resolved: ResolvedJob) -> VideoPipeline:
     """The job's pipeline with exactly the job's LoRAs and its preset's fused. Loaded once per base
     family and runtime settings: a preset shares its family's loaded model (the same weights), and a
